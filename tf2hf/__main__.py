@@ -1,0 +1,3 @@
+from tf2hf.cli import main
+
+main()

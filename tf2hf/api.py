@@ -1,0 +1,275 @@
+"""The conversion, start to finish: resolve → plan → write (streamed) → verify → rename.
+
+``convert()`` is the library entry point and what the CLI calls. It raises only
+:class:`~tf2hf.errors.Tf2hfError` subclasses for problems with the input or the destination.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+from tf2hf import __version__, transforms
+from tf2hf.checkpoint import open_checkpoint
+from tf2hf.dtypes import ITEMSIZE, OUTPUT_DTYPES, cast
+from tf2hf.errors import ConfigError, FamilyError, OutputError, Tf2hfError, VerificationError
+from tf2hf.model_card import write_model_card
+from tf2hf.output import Staging, output_error
+from tf2hf.plan import Plan, make_plan
+from tf2hf.registry import detect, families, get_family
+from tf2hf.sources import find_beside, load_config, sha256
+from tf2hf.table import Family
+from tf2hf.vocab import infer_lowercase, read_vocab
+
+FORMATS = ("safetensors", "bin")
+GELUS = ("erf", "tanh")
+
+Progress = Callable[[int, int, str], None]
+
+
+@dataclass
+class ConversionResult:
+    """What a conversion did; ``to_dict()`` is JSON-serialisable."""
+
+    family: str
+    target_class: str
+    source: str
+    config_path: str
+    vocab_path: str | None
+    out: str | None
+    dry_run: bool
+    files: list[str] = field(default_factory=list)
+    tensors: int = 0
+    parameters: int = 0
+    output_bytes: int = 0
+    dtype: str = "float32"
+    format: str = "safetensors"
+    tensors_per_part: dict[str, int] = field(default_factory=dict)
+    dropped: dict[str, dict[str, int]] = field(default_factory=dict)
+    discarded: list[tuple[str, str]] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+    verification: dict[str, Any] | None = None
+    seconds: float = 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def _choose_family(name: str, variables, source: str) -> Family:
+    if name != "auto":
+        return get_family(name)
+    found = detect(variables)
+    if len(found) == 1:
+        return found[0]
+    if not found:
+        sample = ", ".join(sorted(variables)[:3])
+        raise FamilyError(f"{source}: matches no known family (known: {', '.join(sorted(families()))}); first variables: {sample}")
+    raise FamilyError(f"{source}: matches several families ({', '.join(f.name for f in found)}); name one instead of 'auto'")
+
+
+def _find_config(family: Family, folder: Path, given: str | Path | None) -> Path:
+    if given is not None:
+        return Path(given)
+    found, candidates = find_beside(folder, family.config_names)
+    if found is not None:
+        return found
+    if candidates:
+        raise ConfigError(f"{folder}: several configs found ({', '.join(p.name for p in candidates)}); pass one with --config")
+    raise ConfigError(f"{folder}: no config JSON found beside the checkpoint; pass it with --config")
+
+
+def _find_vocab(family: Family, folder: Path, given: str | Path | None, warnings: list[str]) -> Path | None:
+    if given is not None:
+        return Path(given)
+    found, candidates = find_beside(folder, family.vocab_names)
+    if found is None:
+        what = f"several vocabularies ({', '.join(p.name for p in candidates)})" if candidates else "no vocabulary"
+        warnings.append(f"{folder}: {what} found beside the checkpoint; no tokenizer written (pass --vocab)")
+    return found
+
+
+def hf_config_for(plan: Plan, options: dict) -> dict:
+    """config.json: the family's translation plus what every transformers config needs."""
+    config = plan.family.hf_config(plan.tf_config, plan.dims, options)
+    config.update(plan.target.config)
+    heads = plan.tf_config.get("num_attention_heads")
+    if not isinstance(heads, int) or heads <= 0:
+        raise ConfigError(f"{options['config_label']}: num_attention_heads is missing or not a positive integer; fix the config")
+    if config["hidden_size"] % heads:
+        raise ConfigError(f"{options['config_label']}: hidden_size {config['hidden_size']} is not a multiple of num_attention_heads {heads}; fix the config")
+    config["num_attention_heads"] = heads
+    if "num_labels" in config:
+        labels = {str(i): f"LABEL_{i}" for i in range(int(config.pop("num_labels")))}
+        config["id2label"] = labels
+        config["label2id"] = {v: int(k) for k, v in labels.items()}
+    config["model_type"] = plan.family.model_type
+    config["architectures"] = [plan.target.cls]
+    config["dtype"] = options["dtype"]
+    return config
+
+
+def _write_model(plan: Plan, read, path: Path, fmt: str, dtype: str, progress: Progress | None) -> int:
+    total = sum(t.numel for t in plan.tensors) * ITEMSIZE[dtype]
+    done = 0
+    by_key = {t.key: t for t in plan.tensors}
+
+    def produce(key: str):
+        tensor = by_key[key]
+        op = transforms.get(tensor.op)
+        return cast(op.apply([read(s) for s in tensor.sources], tensor.shape), dtype)
+
+    if fmt == "safetensors":
+        from tf2hf.safetensors_stream import SafetensorsStreamWriter
+
+        writer = SafetensorsStreamWriter(path, [(t.key, t.shape) for t in plan.tensors], dtype, {"format": "pt"})
+        try:
+            for key in writer.order:
+                data = produce(key)
+                writer.write(key, data)
+                done += data.nbytes
+                if progress:
+                    progress(done, total, key)
+        except BaseException:
+            writer.abort()
+            raise
+        writer.close()
+        return path.stat().st_size
+    from tf2hf.torch_bin import save_bin
+
+    arrays = {}
+    for key in sorted(by_key):
+        arrays[key] = produce(key)
+        done += arrays[key].nbytes
+        if progress:
+            progress(done, total, key)
+    save_bin(arrays, dtype, path)
+    return path.stat().st_size
+
+
+def convert(
+    family: str,
+    *,
+    tf: str | Path,
+    out: str | Path | None = None,
+    config: str | Path | None = None,
+    vocab: str | Path | None = None,
+    format: str = "safetensors",
+    dtype: str = "float32",
+    gelu: str | None = None,
+    lowercase: bool | None = None,
+    force: bool = False,
+    dry_run: bool = False,
+    verify: bool = True,
+    progress: Progress | None = None,
+) -> ConversionResult:
+    """Convert one TF checkpoint into a transformers folder at ``out``.
+
+    ``family``: a family name (``tf2hf architectures`` lists them) or ``"auto"``. ``tf``: the
+    checkpoint folder, prefix, or any of its files. ``config``/``vocab`` are looked up beside
+    the checkpoint when not given. ``gelu``: ``"erf"`` or ``"tanh"`` for configs that say
+    ``"gelu"`` (default: the family's). ``lowercase``: override the inferred ``do_lower_case``.
+    ``dry_run`` plans and returns without writing anything. ``verify`` (default) runs the
+    converted model against a NumPy run of the source graph and fails above tolerance.
+    """
+    started = time.perf_counter()
+    if format not in FORMATS:
+        raise Tf2hfError(f"unknown format {format!r}; choose one of {', '.join(FORMATS)}")
+    if dtype not in OUTPUT_DTYPES:
+        raise Tf2hfError(f"unknown dtype {dtype!r}; choose one of {', '.join(OUTPUT_DTYPES)}")
+    if gelu is not None and gelu not in GELUS:
+        raise Tf2hfError(f"unknown gelu {gelu!r}; choose one of {', '.join(GELUS)}")
+    if out is None and not dry_run:
+        raise OutputError("no output folder given; pass --out")
+
+    with open_checkpoint(tf) as ckpt:
+        source = str(ckpt.prefix)
+        fam = _choose_family(family, ckpt.variables, source)
+        warnings: list[str] = []
+        config_path = _find_config(fam, ckpt.prefix.parent, config)
+        tf_config = load_config(config_path)
+        plan = make_plan(fam, ckpt.variables, tf_config, source=source, config_label=str(config_path))
+        options = {"gelu": gelu or fam.default_gelu, "dtype": dtype, "config_label": str(config_path)}
+        hf_config = hf_config_for(plan, options)
+
+        vocab_path = _find_vocab(fam, ckpt.prefix.parent, vocab, warnings)
+        tokens = read_vocab(vocab_path) if vocab_path else None
+        if tokens is not None and len(tokens) != plan.dims["V"]:
+            from tf2hf.errors import VocabError
+
+            raise VocabError(
+                f"{vocab_path}: {len(tokens)} tokens but the checkpoint's word embeddings have {plan.dims['V']} rows; pass the vocabulary that belongs to this checkpoint"
+            )
+
+        result = ConversionResult(
+            family=fam.name,
+            target_class=plan.target.cls,
+            source=source,
+            config_path=str(config_path),
+            vocab_path=str(vocab_path) if vocab_path else None,
+            out=str(Path(out).absolute()) if out is not None else None,
+            dry_run=dry_run,
+            tensors=len(plan.tensors),
+            parameters=sum(t.numel for t in plan.tensors),
+            output_bytes=sum(t.numel for t in plan.tensors) * ITEMSIZE[dtype],
+            dtype=dtype,
+            format=format,
+            tensors_per_part=dict(plan.tensors_per_part()),
+            dropped=plan.dropped_summary(),
+            discarded=plan.discarded,
+            notes=list(plan.notes),
+            warnings=warnings,
+        )
+        result.plan = plan  # type: ignore[attr-defined]  # for --dry-run display; not serialised
+        if dry_run:
+            result.seconds = time.perf_counter() - started
+            return result
+
+        dest = Path(out)
+        with Staging(dest, force=force) as staging:
+            try:
+                model_file = staging.path / ("model.safetensors" if format == "safetensors" else "pytorch_model.bin")
+                result.output_bytes = _write_model(plan, ckpt.read, model_file, format, dtype, progress)
+                (staging.path / "config.json").write_text(json.dumps(hf_config, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+                if tokens is not None:
+                    from tf2hf.tokenizer import write_wordpiece
+
+                    do_lower, why = (lowercase, "set by the user") if lowercase is not None else infer_lowercase(tokens, f"{ckpt.prefix.parent.name}")
+                    summary = write_wordpiece(
+                        staging.path, vocab_path, tokens, do_lower_case=do_lower, lowercase_reason=why,
+                        model_max_length=plan.dims.get("P", 512),
+                    )
+                    result.notes.append(f"tokenizer: {summary.vocab_size} tokens, do_lower_case={do_lower} ({why})")
+                    if summary.missing_special:
+                        warnings.append(f"{vocab_path}: no {', '.join(summary.missing_special)} in the vocabulary")
+                if verify:
+                    from tf2hf.verify import verify as run_verification
+
+                    check = run_verification(plan, ckpt.read, staging.path, hf_config, dtype)
+                    result.verification = {
+                        "passed": check.passed,
+                        "tolerance": check.tolerance,
+                        "max_abs_diff": check.max_abs_diff,
+                        "worst": check.worst,
+                        "gelu": hf_config.get("hidden_act"),
+                    }
+                    if not check.passed:
+                        worst = max(check.max_abs_diff, key=check.max_abs_diff.get)
+                        raise VerificationError(
+                            f"{source}: the converted model differs from the TF graph by {check.max_abs_diff[worst]:.3g} in {worst} "
+                            f"(tolerance {check.tolerance:.3g}); nothing was written. If the model was trained with the other GELU formula, try --gelu {'tanh' if options['gelu'] == 'erf' else 'erf'}"
+                        )
+                sources = [(str(p), sha256(p)) for p in ckpt.files if p.exists()]
+                for extra in (config_path, vocab_path):
+                    if extra is not None:
+                        sources.append((str(extra), sha256(Path(extra))))
+                write_model_card(staging.path / "README.md", result, sources, __version__)
+                result.files = sorted(p.name for p in staging.path.iterdir())
+            except OSError as exc:
+                raise output_error(dest, exc) from None
+            staging.commit()
+        result.seconds = time.perf_counter() - started
+        return result

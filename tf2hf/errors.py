@@ -1,0 +1,88 @@
+"""Typed errors of tf2hf.
+
+Every error a user can cause derives from :class:`Tf2hfError`. Its message is one line that
+names the file involved and says what to do; the CLI prints exactly that line and exits 1.
+"""
+
+from __future__ import annotations
+
+
+class Tf2hfError(Exception):
+    """Base class: a problem with the user's input or environment, explained in one line.
+
+    ``details`` optionally carries the full list behind a summary (e.g. every unknown variable);
+    the CLI prints it below the line.
+    """
+
+    def __init__(self, message: str, *, details: list[str] | None = None) -> None:
+        super().__init__(message)
+        self.details = list(details or [])
+
+
+# --- finding and reading checkpoints -------------------------------------------------------
+
+
+class CheckpointNotFoundError(Tf2hfError):
+    """The path given does not lead to a TF checkpoint."""
+
+
+class AmbiguousCheckpointError(Tf2hfError):
+    """A folder holds several checkpoint prefixes and none is clearly meant."""
+
+
+class CheckpointFormatError(Tf2hfError):
+    """The index or a data shard is not a valid TF V2 checkpoint (bad magic, garbled index...)."""
+
+
+class NotV2CheckpointError(CheckpointFormatError):
+    """A TF V1 (single-file) checkpoint or some other file that is not a V2 tensor bundle."""
+
+
+class MissingShardError(CheckpointFormatError):
+    """A data shard named by the index does not exist."""
+
+
+class ShortShardError(CheckpointFormatError):
+    """A data shard is shorter than the index says."""
+
+
+class CrcMismatchError(CheckpointFormatError):
+    """A tensor's bytes do not match the crc32c recorded in the index."""
+
+
+class UnsupportedDtypeError(CheckpointFormatError):
+    """A tensor has a dtype tf2hf cannot read as a weight (e.g. string)."""
+
+
+# --- configuration, vocabulary, mapping ----------------------------------------------------
+
+
+class ConfigError(Tf2hfError):
+    """The model config is missing, unreadable, or contradicts the checkpoint."""
+
+
+class VocabError(Tf2hfError):
+    """The vocabulary file is unreadable or contradicts the checkpoint."""
+
+
+class FamilyError(Tf2hfError):
+    """The checkpoint does not belong to the requested (or any known) family."""
+
+
+class MappingError(Tf2hfError):
+    """Variables that no rule maps, targets that nothing fills, or shapes that do not fit."""
+
+
+class UnsupportedModelError(Tf2hfError):
+    """A recognised layout that no transformers class can represent exactly."""
+
+
+# --- output and verification ---------------------------------------------------------------
+
+
+class OutputError(Tf2hfError):
+    """The output folder exists, is not writable, or the disk is full."""
+
+
+class VerificationError(Tf2hfError):
+    """The converted model does not reproduce the source graph, or does not load cleanly."""

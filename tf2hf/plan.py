@@ -1,0 +1,310 @@
+"""Planning: decide the fate of every source variable and every target key before reading data.
+
+Order of work, written down once:
+
+1. strip a hub prefix (``module/``) from every name;
+2. refuse layouts the family names as impossible to hold in transformers;
+3. resolve the sizes (dims) from the config and the checkpoint, and check they agree;
+4. find the parts present (by marker variables) and choose the target class;
+5. expand the chosen parts' rules over their loops (layers, groups ...);
+6. classify every variable: mapped, dropped (optimizer slot / bookkeeping), discarded (a part
+   the target class cannot hold, reported), or unknown;
+7. check every target: all its sources exist, and the transform yields the expected shape.
+
+Unknown variables, unfilled targets and wrong shapes are collected and raised together as one
+:class:`~tf2hf.errors.MappingError`, folded by layer.
+"""
+
+from __future__ import annotations
+
+import itertools
+import re
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Mapping, Protocol
+
+from tf2hf import transforms
+from tf2hf.errors import ConfigError, FamilyError, MappingError, UnsupportedModelError
+from tf2hf.folding import fold
+from tf2hf.nonweights import Drop, classify
+from tf2hf.registry import detect, strip_name
+from tf2hf.table import Family, Part, Target
+
+FLOAT_DTYPES = {"float32", "float16", "bfloat16", "float64"}
+MAX_LISTED = 12
+
+
+class VariableInfo(Protocol):
+    dtype: str
+    shape: tuple[int, ...]
+    size: int
+
+
+@dataclass(frozen=True)
+class PlannedTensor:
+    """One tensor of the output file."""
+
+    key: str
+    sources: tuple[str, ...]  # names as they are in the checkpoint (prefix kept)
+    op: str
+    shape: tuple[int, ...]
+    part: str
+    why: str = ""
+
+    @property
+    def numel(self) -> int:
+        n = 1
+        for d in self.shape:
+            n *= d
+        return n
+
+
+@dataclass
+class Plan:
+    family: Family
+    target: Target
+    source: str
+    tf_config: dict
+    dims: dict[str, int]
+    tensors: list[PlannedTensor]
+    tied: dict[str, str]
+    dropped: list[Drop]
+    discarded: list[tuple[str, str]]
+    notes: list[str] = field(default_factory=list)
+    parts: list[str] = field(default_factory=list)
+    variables: Mapping[str, VariableInfo] = field(default_factory=dict)
+    original: Mapping[str, str] = field(default_factory=dict)  # stripped name -> checkpoint name
+
+    def dropped_summary(self) -> dict[str, dict[str, int]]:
+        """{kind: {"count": n, "bytes": b}} for everything not written (drops and discards)."""
+        summary: dict[str, dict[str, int]] = {}
+        for drop in self.dropped:
+            entry = summary.setdefault(drop.kind, {"count": 0, "bytes": 0})
+            entry["count"] += 1
+            entry["bytes"] += self.variables[drop.name].size
+        for name, _why in self.discarded:
+            entry = summary.setdefault("discarded weight", {"count": 0, "bytes": 0})
+            entry["count"] += 1
+            entry["bytes"] += self.variables[name].size
+        return summary
+
+    def tensors_per_part(self) -> Counter:
+        return Counter(t.part for t in self.tensors)
+
+
+def _fill(template: str, values: Mapping[str, object]) -> str:
+    for letter, value in values.items():
+        template = template.replace("{" + letter + "}", str(value))
+    return template
+
+
+def _letters(template: str, loops: Mapping[str, str]) -> list[str]:
+    return [letter for letter in loops if "{" + letter + "}" in template]
+
+
+def _count(template: str, loops: Mapping[str, str], names: set[str]) -> set[int]:
+    (letter,) = _letters(template, loops)
+    head, tail = template.split("{" + letter + "}")
+    pattern = re.compile(re.escape(head) + r"(\d+)" + re.escape(tail))
+    return {int(m.group(1)) for n in names if (m := pattern.fullmatch(n))}
+
+
+def resolve_dims(
+    family: Family, tf_config: Mapping, shapes: Mapping[str, tuple[int, ...]], config_label: str
+) -> tuple[dict[str, int], list[str]]:
+    """Sizes from the config, checked against (or, where allowed, taken from) the checkpoint."""
+    dims: dict[str, int] = {}
+    notes: list[str] = []
+    conflicts: list[str] = []
+    names = set(shapes)
+    for dim in family.dims:
+        from_config = tf_config.get(dim.config_key) if dim.config_key else None
+        if from_config is not None and (isinstance(from_config, bool) or not isinstance(from_config, int) or from_config <= 0):
+            raise ConfigError(f"{config_label}: {dim.config_key} must be a positive integer, not {from_config!r}; fix the config")
+        from_ckpt: int | None = None
+        evidence = ""
+        if dim.shape_of and dim.shape_of[0] in shapes and len(shapes[dim.shape_of[0]]) > dim.shape_of[1]:
+            name, axis = dim.shape_of
+            from_ckpt = shapes[name][axis]
+            evidence = f"{name} is {list(shapes[name])}"
+        elif dim.count_of:
+            found = _count(dim.count_of, family.loops, names)
+            if found:
+                if found != set(range(max(found) + 1)):
+                    raise MappingError(
+                        f"{config_label}: the checkpoint has gaps in {fold([_fill(dim.count_of, {l: i for l in family.loops}) for i in sorted(found)])[0]}; it is incomplete"
+                    )
+                from_ckpt = max(found) + 1
+                evidence = f"the checkpoint has {from_ckpt} ({fold([_fill(dim.count_of, {l: i for l in family.loops}) for i in sorted(found)])[0]})"
+        if from_config is not None and from_ckpt is not None and from_config != from_ckpt:
+            if dim.on_conflict == "error":
+                conflicts.append(f"{dim.config_key}={from_config} but {evidence}")
+            else:
+                notes.append(f"{dim.config_key or dim.symbol}: config says {from_config}, using {from_ckpt} from the checkpoint ({evidence})")
+        value = from_ckpt if from_ckpt is not None else from_config if from_config is not None else dim.default
+        if value is not None:
+            dims[dim.symbol] = value
+    if conflicts:
+        raise ConfigError(f"{config_label}: the config contradicts the checkpoint: {'; '.join(conflicts)}; pass the config that belongs to this checkpoint")
+    return dims, notes
+
+
+def choose_target(family: Family, present: set[str], source: str) -> Target:
+    for target in family.targets:
+        if target.parts <= present and present - target.parts <= set(target.discards):
+            return target
+    labels = ", ".join(family.part(p).label or p for p in sorted(present))
+    raise MappingError(
+        f"{source}: no transformers class takes this combination of parts: {labels}; "
+        f"supported: {'; '.join(t.cls + ' (' + ', '.join(sorted(t.parts)) + ')' for t in family.targets)}"
+    )
+
+
+def _expand(part: Part, family: Family, dims: Mapping[str, int], prefix: str) -> list[tuple[str, tuple[str, ...], str, tuple, str]]:
+    rows = []
+    for rule in part.rules:
+        letters = sorted({l for t in (rule.target, *rule.sources) for l in _letters(t, family.loops)})
+        ranges = [range(dims[family.loops[l]]) for l in letters]
+        for combo in itertools.product(*ranges):
+            values = dict(zip(letters, combo))
+            values["p"] = prefix
+            shape = tuple(dims[s] if isinstance(s, str) else s for s in rule.shape)
+            rows.append((_fill(rule.target, values), tuple(_fill(s, values) for s in rule.sources), rule.op, shape, rule.why))
+    return rows
+
+
+def _needed_dims(family: Family, parts: set[str]) -> set[str]:
+    needed = set()
+    for part in family.parts:
+        if part.name in parts:
+            for rule in part.rules:
+                needed.update(s for s in rule.shape if isinstance(s, str))
+                for t in (rule.target, *rule.sources):
+                    needed.update(family.loops[l] for l in _letters(t, family.loops))
+    return needed
+
+
+def make_plan(
+    family: Family,
+    variables: Mapping[str, VariableInfo],
+    tf_config: Mapping,
+    *,
+    source: str,
+    config_label: str,
+) -> Plan:
+    """Plan a conversion; reads shapes and dtypes only."""
+    original: dict[str, str] = {}
+    for name in variables:
+        stripped = strip_name(family, name)
+        if stripped in original:
+            raise MappingError(f"{source}: both {original[stripped]} and {name} exist; the checkpoint holds two models")
+        original[stripped] = name
+    names = set(original)
+
+    absent = [sig for sig in family.signature if sig not in names]
+    if absent:
+        others = [f.name for f in detect(variables) if f.name != family.name]
+        found = f"it looks like a {' or '.join(others)} checkpoint (use that family, or 'auto')" if others else "it matches no known family"
+        raise FamilyError(f"{source}: not a {family.name} checkpoint ({absent[0]} is missing); {found}")
+
+    for pattern, why in family.refuse.items():
+        hits = sorted(n for n in names if re.fullmatch(pattern, n))
+        if hits:
+            raise UnsupportedModelError(f"{source}: {fold(hits)[0]}: {why}")
+
+    shapes = {n: tuple(variables[original[n]].shape) for n in names}
+    dims, notes = resolve_dims(family, tf_config, shapes, config_label)
+
+    present = {part.name for part in family.parts if part.marker in names}
+    target = choose_target(family, present, source)
+    missing_dims = sorted(_needed_dims(family, set(target.parts)) - set(dims))
+    if missing_dims:
+        keys = [d.config_key or d.symbol for d in family.dims if d.symbol in missing_dims]
+        raise ConfigError(f"{config_label}: cannot tell {', '.join(keys)} from the config or the checkpoint; add it to the config")
+
+    tensors: list[PlannedTensor] = []
+    tied: dict[str, str] = {}
+    used: set[str] = set()
+    unfilled: list[str] = []
+    mismatched: list[str] = []
+    for part in family.parts:
+        if part.name not in target.parts:
+            continue
+        for key, sources, op_name, shape, why in _expand(part, family, dims, target.prefix):
+            missing = [s for s in sources if s not in names]
+            if missing:
+                unfilled.append(f"{key} (needs {', '.join(missing)})")
+                continue
+            used.update(sources)
+            op = transforms.get(op_name)
+            produced = op.shape([shapes[s] for s in sources], shape)
+            if produced != shape:
+                got = " x ".join(f"{s} {list(shapes[s])}" for s in sources)
+                mismatched.append(f"{key}: {got} gives {list(produced) if produced else 'no valid shape'} via {op_name}, expected {list(shape)}")
+                continue
+            bad_dtype = [s for s in sources if variables[original[s]].dtype not in FLOAT_DTYPES]
+            if bad_dtype:
+                mismatched.append(f"{key}: {bad_dtype[0]} has dtype {variables[original[bad_dtype[0]]].dtype}, expected a float type")
+                continue
+            tensors.append(PlannedTensor(key, tuple(original[s] for s in sources), op_name, shape, part.name, why))
+        for key, to in part.tied.items():
+            tied[_fill(key, {"p": target.prefix})] = _fill(to, {"p": target.prefix})
+
+    discarded_parts = present - set(target.parts)
+    discard_rules: dict[str, str] = {}
+    for part in family.parts:
+        if part.name in discarded_parts:
+            for _k, sources, *_ in _expand(part, family, dims, target.prefix):
+                for s in sources:
+                    discard_rules.setdefault(s, f"{part.label or part.name}: {target.discards[part.name]}")
+
+    dropped: list[Drop] = []
+    discarded: list[tuple[str, str]] = []
+    unknown: list[str] = []
+    for name in sorted(names):
+        if name in used:
+            continue
+        if name in discard_rules:
+            discarded.append((original[name], discard_rules[name]))
+            continue
+        drop = classify(name, family.extra_drops)
+        if drop is not None:
+            dropped.append(Drop(original[name], drop.kind, drop.why))
+        else:
+            unknown.append(original[name])
+
+    problems = (
+        [f"unknown variable: {line}" for line in fold(unknown)]
+        + [f"unfilled target: {line}" for line in fold(unfilled)]
+        + [f"shape mismatch: {line}" for line in mismatched]
+    )
+    if problems:
+        counts = []
+        if unknown:
+            counts.append(f"{len(unknown)} variable(s) no rule maps")
+        if unfilled:
+            counts.append(f"{len(unfilled)} target(s) nothing fills")
+        if mismatched:
+            counts.append(f"{len(mismatched)} shape mismatch(es)")
+        shown = problems[:MAX_LISTED]
+        more = f"; … and {len(problems) - MAX_LISTED} more" if len(problems) > MAX_LISTED else ""
+        raise MappingError(
+            f"{source}: cannot convert to {target.cls}: {', '.join(counts)}: {'; '.join(shown)}{more}",
+            details=problems,
+        )
+
+    return Plan(
+        family=family,
+        target=target,
+        source=source,
+        tf_config=dict(tf_config),
+        dims=dims,
+        tensors=sorted(tensors, key=lambda t: t.key),
+        tied=tied,
+        dropped=dropped,
+        discarded=discarded,
+        notes=notes,
+        parts=sorted(present),
+        variables=variables,
+        original=original,
+    )

@@ -1,0 +1,23 @@
+"""``pytorch_model.bin`` output: a plain dict of tensors, saved with torch.
+
+Only tensors go in (no classes, no code), so the file loads with ``torch.load(weights_only=True)``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Mapping
+
+import numpy as np
+
+
+def save_bin(arrays: Mapping[str, np.ndarray], dtype: str, path: Path) -> None:
+    import torch
+
+    state = {}
+    for key, array in arrays.items():
+        tensor = torch.from_numpy(np.ascontiguousarray(array))
+        if dtype == "bfloat16":
+            tensor = tensor.view(torch.bfloat16)  # the array holds bfloat16 bit patterns
+        state[key] = tensor.clone()
+    torch.save(state, path)
