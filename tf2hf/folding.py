@@ -38,6 +38,13 @@ def fold(names: Iterable[str]) -> list[str]:
         product_size = 1
         for column in columns:
             product_size *= len(column)
+        varying = [k for k, column in enumerate(columns) if len(column) > 1]
+        linked = len(varying) > 1 and all(len({numbers[k] for k in varying}) == 1 for numbers in unique)
+        if linked:
+            # The same index in several places (layer_3/… -> layer.3.…): fold them together.
+            product_size = len(columns[varying[0]])
+            for k in varying[1:]:
+                columns[k] = columns[varying[0]]
         if len(unique) == 1 or product_size == len(unique):
             rendered = [_render(column) for column in columns]
             lines.append("".join(itertools.chain.from_iterable(itertools.zip_longest(texts, rendered, fillvalue=""))))

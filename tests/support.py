@@ -1,0 +1,41 @@
+"""Paths and small helpers shared by the tests."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+FIXTURES = ROOT / "fixtures"
+SHARED = ROOT.parent / "shared" / "checkpoints"
+
+# No test may reach the network: transformers and the hub client stay offline.
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+
+def shared(*parts: str) -> Path:
+    """A path under ../shared/checkpoints, or skip the test when that folder is absent."""
+    path = SHARED.joinpath(*parts)
+    if not path.exists():
+        pytest.skip(f"{path} is not available (the shared checkpoints live beside the repository)")
+    return path
+
+
+def fixture(name: str) -> Path:
+    path = FIXTURES / name
+    if not path.exists():
+        pytest.fail(f"fixture {path} is missing; run fixtures/make_fixtures.py")
+    return path
+
+
+def bert_index_folders() -> list[Path]:
+    """Every Google BERT checkpoint under real-index/ (ALBERT folders are named so)."""
+    base = SHARED / "real-index"
+    if not base.exists():
+        return []
+    return sorted(p for p in base.iterdir() if p.is_dir() and "albert" not in p.name)
