@@ -16,8 +16,8 @@ def save_bin(arrays: Mapping[str, np.ndarray], dtype: str, path: Path) -> None:
 
     state = {}
     for key, array in arrays.items():
-        tensor = torch.from_numpy(np.ascontiguousarray(array))
+        tensor = torch.from_numpy(np.array(array, copy=True, order="C"))
         if dtype == "bfloat16":
             tensor = tensor.view(torch.bfloat16)  # the array holds bfloat16 bit patterns
-        state[key] = tensor.clone()
+        state[key] = tensor
     torch.save(state, path)

@@ -183,6 +183,8 @@ def hf_config(tf_config: dict, dims: dict, options: dict) -> dict:
         layer_norm_eps=1e-12,
         pad_token_id=0,
     )
+    if "C" in dims:
+        config["num_labels"] = dims["C"]
     act = tf_config.get("hidden_act", "gelu")
     # "gelu" in a TF BERT config is ambiguous (MAPPING.md §7): the user's --gelu decides.
     config["hidden_act"] = GELU[options["gelu"]] if act == "gelu" else act
