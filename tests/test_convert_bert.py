@@ -55,6 +55,9 @@ def run_converted(folder, npz):
     if getattr(full, "seq_relationship_logits", None) is not None:
         got["nsp_logits"] = full.seq_relationship_logits.numpy()
         got["nsp_log_probs"] = log_softmax(got["nsp_logits"])
+    if getattr(full, "sop_logits", None) is not None:
+        got["sop_logits"] = full.sop_logits.numpy()
+        got["sop_log_probs"] = log_softmax(got["sop_logits"])
     if cls.__name__.endswith("SequenceClassification"):
         got["classifier_logits"] = full.logits.numpy()
     if cls.__name__.endswith("QuestionAnswering"):

@@ -15,11 +15,11 @@ from typing import Any, Callable
 from tf2hf import __version__, transforms
 from tf2hf.checkpoint import open_checkpoint
 from tf2hf.dtypes import ITEMSIZE, OUTPUT_DTYPES, cast
-from tf2hf.errors import ConfigError, FamilyError, OutputError, Tf2hfError, VerificationError
+from tf2hf.errors import ConfigError, OutputError, Tf2hfError, VerificationError, VocabError
 from tf2hf.model_card import write_model_card
 from tf2hf.output import Staging, output_error
 from tf2hf.plan import Plan, make_plan
-from tf2hf.registry import detect, families, get_family
+from tf2hf.registry import select
 from tf2hf.sources import find_beside, load_config, sha256
 from tf2hf.table import Family
 from tf2hf.vocab import infer_lowercase, read_vocab
@@ -57,18 +57,6 @@ class ConversionResult:
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
-
-
-def _choose_family(name: str, variables, source: str) -> Family:
-    if name != "auto":
-        return get_family(name)
-    found = detect(variables)
-    if len(found) == 1:
-        return found[0]
-    if not found:
-        sample = ", ".join(sorted(variables)[:3])
-        raise FamilyError(f"{source}: matches no known family (known: {', '.join(sorted(families()))}); first variables: {sample}")
-    raise FamilyError(f"{source}: matches several families ({', '.join(f.name for f in found)}); name one instead of 'auto'")
 
 
 def _find_config(family: Family, folder: Path, given: str | Path | None) -> Path:
@@ -164,11 +152,14 @@ def convert(
     force: bool = False,
     dry_run: bool = False,
     verify: bool = True,
+    target: str | None = None,
     progress: Progress | None = None,
 ) -> ConversionResult:
     """Convert one TF checkpoint into a transformers folder at ``out``.
 
-    ``family``: a family name (``tf2hf architectures`` lists them) or ``"auto"``. ``tf``: the
+    ``family``: a family name (``tf2hf architectures`` lists them) or ``"auto"``; ``target``
+    chooses between output layouts where a family offers several (brightmart ALBERT:
+    ``"albert"``, the default, or ``"bert"``). ``tf``: the
     checkpoint folder, prefix, or any of its files. ``config``/``vocab`` are looked up beside
     the checkpoint when not given. ``gelu``: ``"erf"`` or ``"tanh"`` for configs that say
     ``"gelu"`` (default: the family's). ``lowercase``: override the inferred ``do_lower_case``.
@@ -187,7 +178,7 @@ def convert(
 
     with open_checkpoint(tf) as ckpt:
         source = str(ckpt.prefix)
-        fam = _choose_family(family, ckpt.variables, source)
+        fam = select(family, ckpt.variables, target, source)
         warnings: list[str] = []
         config_path = _find_config(fam, ckpt.prefix.parent, config)
         tf_config = load_config(config_path)
@@ -198,8 +189,6 @@ def convert(
         vocab_path = _find_vocab(fam, ckpt.prefix.parent, vocab, warnings)
         tokens = read_vocab(vocab_path) if vocab_path else None
         if tokens is not None and len(tokens) != plan.dims["V"]:
-            from tf2hf.errors import VocabError
-
             raise VocabError(
                 f"{vocab_path}: {len(tokens)} tokens but the checkpoint's word embeddings have {plan.dims['V']} rows; pass the vocabulary that belongs to this checkpoint"
             )

@@ -137,7 +137,7 @@ def _progress_bar():
 
 @app.command()
 def convert(
-    family: Annotated[str, typer.Argument(help="Family of the checkpoint: bert, or auto to detect it.")],
+    family: Annotated[str, typer.Argument(help="Family of the checkpoint: bert, albert, or auto to detect it.")],
     tf: Annotated[Path, typer.Option("--tf", help="The checkpoint: folder, prefix (model.ckpt-N), or any of its .index/.data/.meta files.")],
     out: Annotated[Optional[Path], typer.Option("--out", help="Output folder (must not exist unless --force).")] = None,
     config: Annotated[Optional[Path], typer.Option("--config", help="TF config JSON (default: found beside the checkpoint).")] = None,
@@ -145,6 +145,7 @@ def convert(
     format: Annotated[Format, typer.Option("--format", help="Weights file format.")] = Format.safetensors,
     dtype: Annotated[DType, typer.Option("--dtype", help="Stored dtype of the weights.")] = DType.float32,
     gelu: Annotated[Optional[Gelu], typer.Option("--gelu", help="GELU formula for configs that say 'gelu': erf (transformers 'gelu') or tanh ('gelu_new'). Default: the family's.")] = None,
+    target: Annotated[Optional[str], typer.Option("--target", help="Output layout where a family offers several: for brightmart albert_zh, albert (default, AlbertFor*) or bert (BertFor*).")] = None,
     lowercase: Annotated[Optional[bool], typer.Option("--lowercase/--no-lowercase", help="Tokenizer do_lower_case (default: inferred from the vocabulary and folder name).")] = None,
     force: Annotated[bool, typer.Option("--force", help="Replace an existing output folder (atomically).")] = False,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Print the plan and write nothing.")] = False,
@@ -170,6 +171,7 @@ def convert(
             dtype=dtype.value,
             gelu=gelu.value if gelu else None,
             lowercase=lowercase,
+            target=target,
             force=force,
             dry_run=dry_run,
             verify=not no_verify,

@@ -160,9 +160,14 @@ def choose_target(family: Family, present: set[str], source: str) -> Target:
     )
 
 
-def _expand(part: Part, family: Family, dims: Mapping[str, int], prefix: str) -> list[tuple[str, tuple[str, ...], str, tuple, str]]:
+def _rules(part: Part, names: set[str]):
+    """The part's rules, or its substitutes when TF omitted it."""
+    return part.rules if part.marker in names or not part.when_absent else part.when_absent
+
+
+def _expand(part: Part, family: Family, dims: Mapping[str, int], prefix: str, names: set[str]) -> list[tuple[str, tuple[str, ...], str, tuple, str]]:
     rows = []
-    for rule in part.rules:
+    for rule in _rules(part, names):
         letters = sorted({l for t in (rule.target, *rule.sources) for l in _letters(t, family.loops)})
         ranges = [range(dims[family.loops[l]]) for l in letters]
         for combo in itertools.product(*ranges):
@@ -173,11 +178,11 @@ def _expand(part: Part, family: Family, dims: Mapping[str, int], prefix: str) ->
     return rows
 
 
-def _needed_dims(family: Family, parts: set[str]) -> set[str]:
+def _needed_dims(family: Family, parts: set[str], names: set[str]) -> set[str]:
     needed = set()
     for part in family.parts:
         if part.name in parts:
-            for rule in part.rules:
+            for rule in _rules(part, names):
                 needed.update(s for s in rule.shape if isinstance(s, str))
                 for t in (rule.target, *rule.sources):
                     needed.update(family.loops[l] for l in _letters(t, family.loops))
@@ -207,17 +212,30 @@ def make_plan(
         found = f"it looks like a {' or '.join(others)} checkpoint (use that family, or 'auto')" if others else "it matches no known family"
         raise FamilyError(f"{source}: not a {family.name} checkpoint ({absent[0]} is missing); {found}")
 
-    for pattern, why in family.refuse.items():
-        hits = sorted(n for n in names if re.fullmatch(pattern, n))
+    for refusal in family.refuse:
+        hits = sorted(
+            n for n in names
+            if re.fullmatch(refusal.pattern, n) and (refusal.ndim is None or len(variables[original[n]].shape) == refusal.ndim)
+        )
         if hits:
-            raise UnsupportedModelError(f"{source}: {fold(hits)[0]}: {why}")
+            raise UnsupportedModelError(f"{source}: {fold(hits)[0]}: {refusal.why}")
+    config_notes: list[str] = []
+    for check in family.config_checks:
+        if check.key not in tf_config:
+            if check.missing:
+                config_notes.append(check.missing)
+            continue
+        value = tf_config[check.key]
+        if isinstance(value, (str, int, float, bool)) and value in check.refuse:
+            raise UnsupportedModelError(f"{config_label}: {check.key} is {value!r}: {check.refuse[value]}")
 
     shapes = {n: tuple(variables[original[n]].shape) for n in names}
     dims, notes = resolve_dims(family, tf_config, shapes, config_label)
+    notes = config_notes + notes
 
-    present = {part.name for part in family.parts if part.marker in names}
+    present = {part.name for part in family.parts if part.marker in names or part.when_absent}
     target = choose_target(family, present, source)
-    missing_dims = sorted(_needed_dims(family, set(target.parts)) - set(dims))
+    missing_dims = sorted(_needed_dims(family, set(target.parts), names) - set(dims))
     if missing_dims:
         keys = [d.config_key or d.symbol for d in family.dims if d.symbol in missing_dims]
         raise ConfigError(f"{config_label}: cannot tell {', '.join(keys)} from the config or the checkpoint; add it to the config")
@@ -230,7 +248,9 @@ def make_plan(
     for part in family.parts:
         if part.name not in target.parts:
             continue
-        for key, sources, op_name, shape, why in _expand(part, family, dims, target.prefix):
+        if part.marker not in names and part.when_absent and part.absent_note:
+            notes.append(part.absent_note)
+        for key, sources, op_name, shape, why in _expand(part, family, dims, target.prefix, names):
             missing = [s for s in sources if s not in names]
             if missing:
                 unfilled.append(f"{key} (needs {', '.join(missing)})")
@@ -254,7 +274,7 @@ def make_plan(
     discard_rules: dict[str, str] = {}
     for part in family.parts:
         if part.name in discarded_parts:
-            for _k, sources, *_ in _expand(part, family, dims, target.prefix):
+            for _k, sources, *_ in _expand(part, family, dims, target.prefix, names):
                 for s in sources:
                     discard_rules.setdefault(s, f"{part.label or part.name}: {target.discards[part.name]}")
 

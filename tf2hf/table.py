@@ -80,6 +80,10 @@ class Part:
     A part is present when its ``marker`` variable is in the checkpoint. ``tied`` lists target
     keys the transformers class has but which are tied to another key and so are never written
     (target key → the key it is tied to).
+
+    ``when_absent``: rules used instead of ``rules`` when the marker is missing (TF omits some
+    layers that transformers always has, e.g. ALBERT's projection when E == H); such a part is
+    always present, and ``absent_note`` is reported when the substitute is used.
     """
 
     name: str
@@ -87,6 +91,8 @@ class Part:
     rules: tuple[Rule, ...]
     tied: Mapping[str, str] = field(default_factory=dict)
     label: str = ""
+    when_absent: tuple[Rule, ...] = ()
+    absent_note: str = ""
 
 
 @dataclass(frozen=True)
@@ -130,12 +136,42 @@ class DropRule:
 
 
 @dataclass(frozen=True)
+class Refusal:
+    """Variables whose presence means the layout cannot be converted exactly.
+
+    ``pattern`` is a full-match regex on the (prefix-stripped) name; ``ndim``, when set, limits
+    the refusal to variables of that rank (e.g. 3-D kernels).
+    """
+
+    pattern: str
+    why: str
+    ndim: int | None = None
+
+
+@dataclass(frozen=True)
+class ConfigCheck:
+    """A config entry that decides whether the graph is one transformers can compute.
+
+    ``refuse`` maps values to the reason they are refused; ``missing`` is reported when the
+    key is absent (and says what is assumed).
+    """
+
+    key: str
+    refuse: Mapping[object, str] = field(default_factory=dict)
+    missing: str = ""
+
+
+@dataclass(frozen=True)
 class Family:
     """Everything the engine needs to convert one family of checkpoints.
 
     ``signature`` are TF names (no loop letters, after prefix stripping) whose presence
-    identifies the family; ``refuse`` maps a regex to a reason for layouts of this family that
-    no transformers class can hold. ``hf_config`` turns (TF config, resolved dims, options) into
+    identifies the family; ``refuse`` lists layouts of this family that no transformers class
+    can hold. ``group`` is the name users type (``convert albert`` covers Google's and
+    brightmart's layouts); ``variant`` is the ``--target`` value that selects between families
+    of one group with the same signature (the first registered is the default).
+    ``base_parts`` are the parts every target has; the others are heads, named as the
+    reference graph names them. ``hf_config`` turns (TF config, resolved dims, options) into
     the ``config.json`` dict; ``reference`` is the dotted path of the NumPy forward function of
     the source graph used by verification.
     """
@@ -153,7 +189,11 @@ class Family:
     default_gelu: str
     strip_prefixes: tuple[str, ...] = ("module/",)
     extra_drops: tuple[DropRule, ...] = ()
-    refuse: Mapping[str, str] = field(default_factory=dict)
+    refuse: tuple[Refusal, ...] = ()
+    config_checks: tuple[ConfigCheck, ...] = ()
+    base_parts: frozenset[str] = frozenset({"embeddings", "encoder"})
+    group: str = ""
+    variant: str = ""
     config_names: tuple[str, ...] = ("bert_config*.json", "*config*.json")
     vocab_names: tuple[str, ...] = ("vocab.txt", "*vocab*.txt")
 

@@ -30,8 +30,6 @@ RELATIVE = {"float32": False, "float16": True, "bfloat16": True}
 # transformers activation name -> the formula the reference computes.
 REFERENCE_ACT = {"gelu": "erf", "gelu_new": "tanh", "gelu_pytorch_tanh": "tanh", "relu": "relu"}
 
-BASE_PARTS = {"embeddings", "encoder"}
-
 
 @dataclass
 class Verification:
@@ -75,7 +73,7 @@ def reference_outputs(plan: Plan, read: Callable[[str], np.ndarray], hf_config: 
     def get(name: str) -> np.ndarray:
         return read(plan.original.get(name, name))
 
-    heads = frozenset(set(plan.target.parts) - BASE_PARTS)
+    heads = frozenset(set(plan.target.parts) - plan.family.base_parts)
     return forward(get, config, inputs, gelu=REFERENCE_ACT[act], heads=heads)
 
 
