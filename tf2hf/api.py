@@ -80,6 +80,33 @@ def _find_vocab(family: Family, folder: Path, given: str | Path | None, warnings
     return found
 
 
+def _read_vocabulary(path: Path):
+    """A WordPiece token list, or a SentencePiece model (English ALBERT's ``*.model``)."""
+    if path.suffix == ".model":
+        from tf2hf.spiece import read_model
+
+        return read_model(path).pieces
+    return read_vocab(path)
+
+
+def _write_tokenizer(folder: Path, vocab_path: Path, vocabulary: list, lowercase: bool | None, hint: str, max_length: int, result) -> None:
+    if vocab_path.suffix == ".model":
+        from tf2hf.spiece import read_model, write_sentencepiece
+
+        # ALBERT's SentencePiece vocabulary was trained on lower-cased text.
+        do_lower = True if lowercase is None else lowercase
+        write_sentencepiece(folder, vocab_path, read_model(vocab_path), do_lower_case=do_lower, model_max_length=max_length)
+        result.notes.append(f"tokenizer: SentencePiece, {len(vocabulary)} pieces, do_lower_case={do_lower}")
+        return
+    from tf2hf.tokenizer import write_wordpiece
+
+    do_lower, why = (lowercase, "set by the user") if lowercase is not None else infer_lowercase(vocabulary, hint)
+    summary = write_wordpiece(folder, vocab_path, vocabulary, do_lower_case=do_lower, lowercase_reason=why, model_max_length=max_length)
+    result.notes.append(f"tokenizer: {summary.vocab_size} tokens, do_lower_case={do_lower} ({why})")
+    if summary.missing_special:
+        result.warnings.append(f"{vocab_path}: no {', '.join(summary.missing_special)} in the vocabulary")
+
+
 def hf_config_for(plan: Plan, options: dict) -> dict:
     """config.json: the family's translation plus what every transformers config needs."""
     config = plan.family.hf_config(plan.tf_config, plan.dims, options)
@@ -187,10 +214,10 @@ def convert(
         hf_config = hf_config_for(plan, options)
 
         vocab_path = _find_vocab(fam, ckpt.prefix.parent, vocab, warnings)
-        tokens = read_vocab(vocab_path) if vocab_path else None
-        if tokens is not None and len(tokens) != plan.dims["V"]:
+        vocabulary = _read_vocabulary(vocab_path) if vocab_path else None
+        if vocabulary is not None and len(vocabulary) != plan.dims["V"]:
             raise VocabError(
-                f"{vocab_path}: {len(tokens)} tokens but the checkpoint's word embeddings have {plan.dims['V']} rows; pass the vocabulary that belongs to this checkpoint"
+                f"{vocab_path}: {len(vocabulary)} tokens but the checkpoint's word embeddings have {plan.dims['V']} rows; pass the vocabulary that belongs to this checkpoint"
             )
 
         result = ConversionResult(
@@ -223,17 +250,8 @@ def convert(
                 model_file = staging.path / ("model.safetensors" if format == "safetensors" else "pytorch_model.bin")
                 result.output_bytes = _write_model(plan, ckpt.read, model_file, format, dtype, progress)
                 (staging.path / "config.json").write_text(json.dumps(hf_config, indent=2, sort_keys=True) + "\n", encoding="utf-8")
-                if tokens is not None:
-                    from tf2hf.tokenizer import write_wordpiece
-
-                    do_lower, why = (lowercase, "set by the user") if lowercase is not None else infer_lowercase(tokens, f"{ckpt.prefix.parent.name}")
-                    summary = write_wordpiece(
-                        staging.path, vocab_path, tokens, do_lower_case=do_lower, lowercase_reason=why,
-                        model_max_length=plan.dims.get("P", 512),
-                    )
-                    result.notes.append(f"tokenizer: {summary.vocab_size} tokens, do_lower_case={do_lower} ({why})")
-                    if summary.missing_special:
-                        warnings.append(f"{vocab_path}: no {', '.join(summary.missing_special)} in the vocabulary")
+                if vocabulary is not None:
+                    _write_tokenizer(staging.path, vocab_path, vocabulary, lowercase, ckpt.prefix.parent.name, plan.dims.get("P", 512), result)
                 if verify:
                     from tf2hf.verify import verify as run_verification
 

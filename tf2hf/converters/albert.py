@@ -201,5 +201,5 @@ FAMILY = Family(
     group="albert",
     variant="albert",
     config_names=("albert_config*.json", "*config*.json"),
-    vocab_names=("vocab.txt", "vocab_chinese.txt", "*vocab*.txt"),
+    vocab_names=("vocab.txt", "vocab_chinese.txt", "*vocab*.txt", "30k-clean.model", "spiece.model", "*.model"),
 )
