@@ -279,3 +279,33 @@ def test_converted_albert_fixture_tokenizes_chinese(tmp_path):
     ids = tokenizer("我爱中国")["input_ids"]
     assert len(ids) == 6 and tokenizer.unk_token_id not in ids
     assert tokenizer.convert_ids_to_tokens(ids) == ["[CLS]", "我", "爱", "中", "国", "[SEP]"]
+
+
+# --- brightmart-named synthetic checkpoints (no TF outputs: verified against the reference) --
+
+
+@pytest.mark.parametrize("target,cls", [(None, "AlbertForSequenceClassification"), ("bert", "BertForSequenceClassification")])
+def test_brightmart_classifier_converts_and_verifies(target, cls, tmp_path):
+    result = convert("albert", tf=fixture("bright_classifier"), out=tmp_path / "out", target=target)
+    assert result.target_class == cls and result.verification["passed"]
+    assert result.dropped["optimizer slot"]["count"] > 0
+    assert any("post-LN assumed" in n for n in result.notes)
+    assert json.loads((tmp_path / "out" / "config.json").read_text())["id2label"] == {"0": "LABEL_0", "1": "LABEL_1"}
+
+
+def test_brightmart_lamb_slots_are_dropped(tmp_path):
+    result = convert("albert", tf=fixture("bright_pretrain_postln"), out=tmp_path / "out")
+    assert result.verification["passed"]
+    assert {d.name.rsplit("/", 1)[-1] for d in convert("albert", tf=fixture("bright_pretrain_postln"), dry_run=True).plan.dropped} == {"lamb_m", "lamb_v", "global_step"}
+
+
+def test_brightmart_preln_fixture_is_refused_by_the_cli(tmp_path):
+    from typer.testing import CliRunner
+
+    from tf2hf.cli import app
+
+    src = fixture("bright_pretrain_preln")
+    result = CliRunner().invoke(app, ["convert", "albert", "--tf", str(src), "--out", str(tmp_path / "out")])
+    assert result.exit_code == 1
+    assert result.stderr.count("\n") == 1 and result.stderr.startswith(f"error: {src / 'albert_config.json'}: ln_type is 'preln'")
+    assert not (tmp_path / "out").exists()

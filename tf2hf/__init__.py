@@ -18,7 +18,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from tf2hf.api import ConversionResult
 
 
-def convert(family: str, *, tf: str, out: str, **options: Any) -> "ConversionResult":
+def convert(family: str, *, tf: str, out: str | None = None, **options: Any) -> "ConversionResult":
     """Convert one checkpoint; see :func:`tf2hf.api.convert` for the options."""
     from tf2hf.api import convert as _convert
 
