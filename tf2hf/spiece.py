@@ -52,7 +52,7 @@ class SentencePieceModel:
 
 
 def read_model(path: Path) -> SentencePieceModel:
-    from tf2hf.checkpoint.bundle import _iter_fields as iter_fields  # the shared wire-format reader
+    from tf2hf.checkpoint.bundle import iter_fields  # the shared wire-format reader
 
     path = Path(path)
     try:
