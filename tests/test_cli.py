@@ -164,3 +164,36 @@ def test_every_path_form_is_accepted(form, tmp_path):
     result = invoke("convert", "bert", "--tf", path, "--dry-run")
     assert result.exit_code == 0, result.output
     assert f"source:   {prefix}" in result.stdout
+
+
+REAL_INDEX = {
+    "heytgala-bert_tiny_L2_H128": "bert BertForPreTraining",
+    "heytgala-bert_tiny_mrpc_classifier": "bert BertForSequenceClassification",
+    "heytgala-bert_tiny_pretrain_step20": "bert BertForPreTraining",
+    "heytgala-bert_tiny_squad": "bert BertForQuestionAnswering",
+    "jadepeng-albert_base_zh_google_best": "albert AlbertForPreTraining",
+    "jadepeng-albert_tiny_zh": "albert_zh AlbertForPreTraining",
+    "liam1015-albert_base_zh_brightmart": "albert_zh AlbertForPreTraining",
+    "marsroger-albert_tiny_zh": "albert_zh AlbertForPreTraining",
+    "paolanu-protein_bert_step40000": "bert BertForPreTraining",
+    "pyxz-google_chinese_L-12_H-768_A-12": "bert BertForPreTraining",
+    "sgrwang-dna_bert_3mer_step200000": "bert BertForPreTraining",
+}
+
+
+@pytest.mark.parametrize("name", sorted(REAL_INDEX))
+def test_every_real_index_plans_with_auto_from_the_cli(name):
+    # Index-only checkpoints (no data shards): planning, config and vocabulary checks need no data.
+    result = invoke("convert", "auto", "--tf", shared("real-index", name), "--dry-run", "--json")
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.stdout)
+    assert f"{data['family']} {data['target_class']}" == REAL_INDEX[name]
+    assert data["tensors"] > 0
+
+
+def test_real_index_conversion_fails_cleanly_on_the_missing_shard(tmp_path):
+    src = shared("real-index", "heytgala-bert_tiny_L2_H128")
+    result = invoke("convert", "bert", "--tf", src, "--out", tmp_path / "m")
+    assert result.exit_code == 1
+    assert result.stderr.startswith(f"error: {src / 'bert_model.ckpt.data-00000-of-00001'}: data shard 1 of 1 is missing")
+    assert list(tmp_path.iterdir()) == []

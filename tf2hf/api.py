@@ -107,6 +107,19 @@ def _write_tokenizer(folder: Path, vocab_path: Path, vocabulary: list, lowercase
         result.warnings.append(f"{vocab_path}: no {', '.join(summary.missing_special)} in the vocabulary")
 
 
+def _check_shards(ckpt, plan: Plan) -> None:
+    """Fail before writing anything when a shard the model needs is missing or too short."""
+    sizes: dict[int, int] = {}
+    for tensor in plan.tensors:
+        for name in tensor.sources:
+            info = ckpt.variables[name]
+            if info.shard not in sizes:
+                path = ckpt.shard_paths[info.shard]
+                sizes[info.shard] = path.stat().st_size if path.exists() else -1
+            if info.offset + info.size > sizes[info.shard]:
+                ckpt.read(name)  # raises the reader's own error naming the shard and what to do
+
+
 def hf_config_for(plan: Plan, options: dict) -> dict:
     """config.json: the family's translation plus what every transformers config needs."""
     config = plan.family.hf_config(plan.tf_config, plan.dims, options)
@@ -244,6 +257,7 @@ def convert(
             result.seconds = time.perf_counter() - started
             return result
 
+        _check_shards(ckpt, plan)
         dest = Path(out)
         with Staging(dest, force=force) as staging:
             try:
