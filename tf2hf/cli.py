@@ -16,6 +16,7 @@ from typing import Annotated, Optional
 import typer
 
 from tf2hf.errors import Tf2hfError
+from tf2hf.sizes import human
 
 app = typer.Typer(
     name="tf2hf",
@@ -45,14 +46,6 @@ class Gelu(str, Enum):
 Debug = Annotated[bool, typer.Option("--debug", help="Show the full traceback on errors.")]
 
 
-def _size(n: float) -> str:
-    for unit in ("B", "KiB", "MiB", "GiB"):
-        if n < 1024 or unit == "GiB":
-            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
-        n /= 1024
-    return str(n)
-
-
 def _fail(exc: BaseException, debug: bool) -> None:
     if debug:
         raise exc
@@ -75,7 +68,7 @@ def _print_plan(result) -> None:
     out(f"config:   {result.config_path}")
     out(f"vocab:    {result.vocab_path or '(none)'}")
     out(f"parts:    {', '.join(plan.parts)}")
-    out(f"target:   {result.target_class}  ({result.tensors} tensors, {result.parameters:,} parameters, {_size(result.output_bytes)} as {result.dtype})")
+    out(f"target:   {result.target_class}  ({result.tensors} tensors, {result.parameters:,} parameters, {human(result.output_bytes)} as {result.dtype})")
     out("tensors per part:")
     for part, count in sorted(result.tensors_per_part.items()):
         out(f"  {part:<12} {count}")
@@ -86,7 +79,7 @@ def _print_plan(result) -> None:
     if result.dropped:
         out("dropped:")
         for kind, entry in sorted(result.dropped.items()):
-            out(f"  {kind:<18} {entry['count']:>6} variables  {_size(entry['bytes'])}")
+            out(f"  {kind:<18} {entry['count']:>6} variables  {human(entry['bytes'])}")
         from tf2hf.folding import fold
 
         reasons: dict[str, list[str]] = {}
@@ -106,9 +99,9 @@ def _print_result(result) -> None:
     out = typer.echo
     for warning in result.warnings:
         typer.echo(f"warning: {warning}", err=True)
-    dropped = ", ".join(f"{v['count']} {k} ({_size(v['bytes'])})" for k, v in sorted(result.dropped.items())) or "nothing"
+    dropped = ", ".join(f"{v['count']} {k} ({human(v['bytes'])})" for k, v in sorted(result.dropped.items())) or "nothing"
     out(f"converted {result.source} -> {result.out}")
-    out(f"  {result.target_class}: {result.tensors} tensors, {result.parameters:,} parameters, {_size(result.output_bytes)} {result.format} ({result.dtype})")
+    out(f"  {result.target_class}: {result.tensors} tensors, {result.parameters:,} parameters, {human(result.output_bytes)} {result.format} ({result.dtype})")
     out(f"  dropped: {dropped}")
     for note in result.notes:
         out(f"  note: {note}")

@@ -6,13 +6,7 @@ from __future__ import annotations
 import datetime
 from pathlib import Path
 
-
-def _size(n: int) -> str:
-    for unit in ("B", "KiB", "MiB", "GiB"):
-        if n < 1024 or unit == "GiB":
-            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
-        n /= 1024
-    return str(n)
+from tf2hf.sizes import human
 
 
 def write_model_card(path: Path, result, sources: list[tuple[str, str]], version: str) -> None:
@@ -41,7 +35,7 @@ def write_model_card(path: Path, result, sources: list[tuple[str, str]], version
     ]
     if result.dropped:
         lines += ["| kind | variables | bytes |", "|---|---|---|"]
-        lines += [f"| {kind} | {v['count']} | {_size(v['bytes'])} |" for kind, v in sorted(result.dropped.items())]
+        lines += [f"| {kind} | {v['count']} | {human(v['bytes'])} |" for kind, v in sorted(result.dropped.items())]
     else:
         lines.append("Nothing: every variable of the checkpoint is in the model.")
     for name_, why in result.discarded:

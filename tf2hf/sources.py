@@ -7,7 +7,7 @@ import json
 from pathlib import Path
 from typing import Sequence
 
-from tf2hf.errors import ConfigError
+from tf2hf.errors import ConfigError, Tf2hfError
 
 MAX_CONFIG_BYTES = 1024 * 1024
 
@@ -23,16 +23,23 @@ def find_beside(folder: Path, patterns: Sequence[str]) -> tuple[Path | None, lis
     return None, candidates
 
 
-def load_config(path: Path) -> dict:
+def read_limited(path: Path, limit: int, error: type[Tf2hfError], what: str, option: str) -> bytes:
+    """The bytes of a small side file (config, vocabulary), refusing absurd sizes before reading."""
     path = Path(path)
     try:
         size = path.stat().st_size
+        if size > limit:
+            raise error(f"{path}: {size} bytes is too large for {what} (limit {limit}); pass the right {option}")
+        return path.read_bytes()
     except OSError as exc:
-        raise ConfigError(f"{path}: cannot read the config ({exc.strerror}); pass --config with the model's JSON config") from None
-    if size > MAX_CONFIG_BYTES:
-        raise ConfigError(f"{path}: {size} bytes is too large for a model config (limit {MAX_CONFIG_BYTES}); pass the right --config")
+        raise error(f"{path}: cannot read {what} ({exc.strerror}); pass {option} with a readable file") from None
+
+
+def load_config(path: Path) -> dict:
+    path = Path(path)
+    raw = read_limited(path, MAX_CONFIG_BYTES, ConfigError, "a model config", "--config")
     try:
-        data = json.loads(path.read_bytes().decode("utf-8"))
+        data = json.loads(raw.decode("utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise ConfigError(f"{path}: not valid JSON ({exc}); pass the model's JSON config") from None
     if not isinstance(data, dict):

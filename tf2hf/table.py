@@ -73,6 +73,32 @@ def rule(target: str, source: str | tuple[str, ...] | None, op: str, shape: tupl
     return Rule(target=target, sources=sources, op=op, shape=tuple(shape), why=why)
 
 
+def dense(src: str, dst: str, n_in: str, n_out: str) -> tuple[Rule, Rule]:
+    """A TF dense layer: ``kernel`` [in, out] becomes ``Linear.weight`` [out, in]; bias as is."""
+    return (
+        rule(f"{dst}.weight", f"{src}/kernel", "transpose", (n_out, n_in)),
+        rule(f"{dst}.bias", f"{src}/bias", "copy", (n_out,)),
+    )
+
+
+def layer_norm(src: str, dst: str, n: str) -> tuple[Rule, Rule]:
+    """A TF LayerNorm: ``gamma``/``beta`` become ``weight``/``bias``."""
+    return (
+        rule(f"{dst}.weight", f"{src}/gamma", "copy", (n,)),
+        rule(f"{dst}.bias", f"{src}/beta", "copy", (n,)),
+    )
+
+
+GELU_NAMES = {"erf": "gelu", "tanh": "gelu_new"}
+
+
+def hidden_act(tf_config: dict, gelu: str) -> str:
+    """transformers' activation name: a config's ambiguous ``"gelu"`` becomes the formula the
+    user chose (``--gelu``); any other activation (``relu``…) is kept as written."""
+    act = tf_config.get("hidden_act", "gelu")
+    return GELU_NAMES[gelu] if act == "gelu" else act
+
+
 @dataclass(frozen=True)
 class Part:
     """A piece of the model that is present or not as a whole (embeddings, pooler, a head).

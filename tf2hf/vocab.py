@@ -10,6 +10,7 @@ import re
 from pathlib import Path
 
 from tf2hf.errors import VocabError
+from tf2hf.sources import read_limited
 
 MAX_VOCAB_BYTES = 64 * 1024 * 1024
 SPECIAL = re.compile(r"\[[^\]]*\]|<[^>]*>")
@@ -18,14 +19,9 @@ ASCII_UPPER = re.compile(r"[A-Z]")
 
 def read_vocab(path: Path) -> list[str]:
     path = Path(path)
+    raw = read_limited(path, MAX_VOCAB_BYTES, VocabError, "a vocabulary", "--vocab")
     try:
-        size = path.stat().st_size
-    except OSError as exc:
-        raise VocabError(f"{path}: cannot read the vocabulary ({exc.strerror}); pass --vocab with a readable vocab.txt") from None
-    if size > MAX_VOCAB_BYTES:
-        raise VocabError(f"{path}: {size} bytes is too large for a vocabulary (limit {MAX_VOCAB_BYTES}); pass the right --vocab")
-    try:
-        text = path.read_bytes().decode("utf-8")
+        text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:
         raise VocabError(f"{path}: not UTF-8 text (byte {exc.start}); pass a WordPiece vocab.txt") from None
     lines = text.split("\n")

@@ -8,7 +8,7 @@ lack or misstate them.
 
 from __future__ import annotations
 
-from tf2hf.table import ConfigCheck, Dim, Family, Output, Part, Refusal, Target, rule
+from tf2hf.table import Dim, Family, Output, Part, Refusal, Target, dense, hidden_act, layer_norm, rule
 
 EMB = "bert/embeddings"
 INNER = "bert/encoder/transformer/group_{g}/inner_group_{j}"
@@ -33,18 +33,6 @@ DIMS = (
 )
 
 
-def _dense(src: str, dst: str, n_in: str, n_out: str) -> tuple:
-    return (
-        rule(f"{dst}.weight", f"{src}/kernel", "transpose", (n_out, n_in)),
-        rule(f"{dst}.bias", f"{src}/bias", "copy", (n_out,)),
-    )
-
-
-def _layer_norm(src: str, dst: str, n: str) -> tuple:
-    return (
-        rule(f"{dst}.weight", f"{src}/gamma", "copy", (n,)),
-        rule(f"{dst}.bias", f"{src}/beta", "copy", (n,)),
-    )
 
 
 EMBEDDINGS = Part(
@@ -55,7 +43,7 @@ EMBEDDINGS = Part(
         rule("{p}embeddings.word_embeddings.weight", f"{EMB}/word_embeddings", "copy", ("V", "E")),
         rule("{p}embeddings.position_embeddings.weight", f"{EMB}/position_embeddings", "copy", ("P", "E")),
         rule("{p}embeddings.token_type_embeddings.weight", f"{EMB}/token_type_embeddings", "copy", ("T", "E")),
-        *_layer_norm(f"{EMB}/LayerNorm", "{p}embeddings.LayerNorm", "E"),
+        *layer_norm(f"{EMB}/LayerNorm", "{p}embeddings.LayerNorm", "E"),
     ),
 )
 
@@ -63,7 +51,7 @@ PROJECTION = Part(
     "projection",
     marker=f"{MAPPING}/kernel",
     label="embedding projection",
-    rules=_dense(MAPPING, "{p}encoder.embedding_hidden_mapping_in", "E", "H"),
+    rules=dense(MAPPING, "{p}encoder.embedding_hidden_mapping_in", "E", "H"),
     # TF creates this layer only when E != H; transformers always has it: the identity with a
     # zero bias computes exactly what TF computed without it.
     when_absent=(
@@ -78,27 +66,27 @@ ENCODER = Part(
     marker="bert/encoder/transformer/group_0/inner_group_0/attention_1/self/query/kernel",
     label="shared layer groups",
     rules=(
-        *_dense(f"{INNER}/attention_1/self/query", f"{HF_INNER}.attention.query", "H", "H"),
-        *_dense(f"{INNER}/attention_1/self/key", f"{HF_INNER}.attention.key", "H", "H"),
-        *_dense(f"{INNER}/attention_1/self/value", f"{HF_INNER}.attention.value", "H", "H"),
-        *_dense(f"{INNER}/attention_1/output/dense", f"{HF_INNER}.attention.dense", "H", "H"),
+        *dense(f"{INNER}/attention_1/self/query", f"{HF_INNER}.attention.query", "H", "H"),
+        *dense(f"{INNER}/attention_1/self/key", f"{HF_INNER}.attention.key", "H", "H"),
+        *dense(f"{INNER}/attention_1/self/value", f"{HF_INNER}.attention.value", "H", "H"),
+        *dense(f"{INNER}/attention_1/output/dense", f"{HF_INNER}.attention.dense", "H", "H"),
         # LayerNorm after attention, LayerNorm_1 after the feed-forward block.
-        *_layer_norm(f"{INNER}/LayerNorm", f"{HF_INNER}.attention.LayerNorm", "H"),
-        *_dense(f"{INNER}/ffn_1/intermediate/dense", f"{HF_INNER}.ffn", "H", "I"),
-        *_dense(f"{INNER}/ffn_1/intermediate/output/dense", f"{HF_INNER}.ffn_output", "I", "H"),
-        *_layer_norm(f"{INNER}/LayerNorm_1", f"{HF_INNER}.full_layer_layer_norm", "H"),
+        *layer_norm(f"{INNER}/LayerNorm", f"{HF_INNER}.attention.LayerNorm", "H"),
+        *dense(f"{INNER}/ffn_1/intermediate/dense", f"{HF_INNER}.ffn", "H", "I"),
+        *dense(f"{INNER}/ffn_1/intermediate/output/dense", f"{HF_INNER}.ffn_output", "I", "H"),
+        *layer_norm(f"{INNER}/LayerNorm_1", f"{HF_INNER}.full_layer_layer_norm", "H"),
     ),
 )
 
-POOLER = Part("pooler", marker="bert/pooler/dense/kernel", label="pooler", rules=_dense("bert/pooler/dense", "{p}pooler", "H", "H"))
+POOLER = Part("pooler", marker="bert/pooler/dense/kernel", label="pooler", rules=dense("bert/pooler/dense", "{p}pooler", "H", "H"))
 
 MLM = Part(
     "mlm",
     marker="cls/predictions/output_bias",
     label="masked-LM head",
     rules=(
-        *_dense("cls/predictions/transform/dense", "predictions.dense", "H", "E"),
-        *_layer_norm("cls/predictions/transform/LayerNorm", "predictions.LayerNorm", "E"),
+        *dense("cls/predictions/transform/dense", "predictions.dense", "H", "E"),
+        *layer_norm("cls/predictions/transform/LayerNorm", "predictions.LayerNorm", "E"),
         rule("predictions.bias", "cls/predictions/output_bias", "copy", ("V",)),
     ),
     tied={"predictions.decoder.weight": "{p}embeddings.word_embeddings.weight", "predictions.decoder.bias": "predictions.bias"},
@@ -166,9 +154,6 @@ CARRIED = (
     "max_position_embeddings", "type_vocab_size", "initializer_range",
 )
 
-GELU = {"erf": "gelu", "tanh": "gelu_new"}
-
-
 def hf_config(tf_config: dict, dims: dict, options: dict) -> dict:
     config = {key: tf_config[key] for key in CARRIED if key in tf_config}
     config.update(
@@ -178,9 +163,7 @@ def hf_config(tf_config: dict, dims: dict, options: dict) -> dict:
     )
     if "C" in dims:
         config["num_labels"] = dims["C"]
-    act = tf_config.get("hidden_act", "gelu")
-    # ALBERT's code computes the tanh formula whatever its configs call it; "relu" stays relu.
-    config["hidden_act"] = GELU[options["gelu"]] if act == "gelu" else act
+    config["hidden_act"] = hidden_act(tf_config, options["gelu"])
     return config
 
 
@@ -195,7 +178,7 @@ FAMILY = Family(
     targets=TARGETS,
     hf_config=hf_config,
     reference="tf2hf.references.albert:forward",
-    default_gelu="tanh",
+    default_gelu="tanh",  # ALBERT's modeling.py computes the tanh formula, whatever its configs call it
     refuse=REFUSE,
     base_parts=BASE,
     group="albert",

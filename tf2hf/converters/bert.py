@@ -6,7 +6,7 @@ state_dict keys of transformers' ``Bert*`` classes (MAPPING.md §2).
 
 from __future__ import annotations
 
-from tf2hf.table import Dim, Family, Output, Part, Target, rule
+from tf2hf.table import Dim, Family, Output, Part, Target, dense, hidden_act, layer_norm, rule
 
 # --- sizes ------------------------------------------------------------------------------------
 
@@ -30,19 +30,6 @@ LAYER = "bert/encoder/layer_{i}"
 HF_LAYER = "{p}encoder.layer.{i}"
 
 
-def _dense(src: str, dst: str, n_in: str, n_out: str) -> tuple:
-    """A TF dense layer: kernel [in, out] becomes Linear.weight [out, in]."""
-    return (
-        rule(f"{dst}.weight", f"{src}/kernel", "transpose", (n_out, n_in)),
-        rule(f"{dst}.bias", f"{src}/bias", "copy", (n_out,)),
-    )
-
-
-def _layer_norm(src: str, dst: str, n: str) -> tuple:
-    return (
-        rule(f"{dst}.weight", f"{src}/gamma", "copy", (n,)),
-        rule(f"{dst}.bias", f"{src}/beta", "copy", (n,)),
-    )
 
 
 EMBEDDINGS = Part(
@@ -53,7 +40,7 @@ EMBEDDINGS = Part(
         rule("{p}embeddings.word_embeddings.weight", f"{EMB}/word_embeddings", "copy", ("V", "H")),
         rule("{p}embeddings.position_embeddings.weight", f"{EMB}/position_embeddings", "copy", ("P", "H")),
         rule("{p}embeddings.token_type_embeddings.weight", f"{EMB}/token_type_embeddings", "copy", ("T", "H")),
-        *_layer_norm(f"{EMB}/LayerNorm", "{p}embeddings.LayerNorm", "H"),
+        *layer_norm(f"{EMB}/LayerNorm", "{p}embeddings.LayerNorm", "H"),
     ),
 )
 
@@ -62,14 +49,14 @@ ENCODER = Part(
     marker="bert/encoder/layer_0/attention/self/query/kernel",
     label="encoder layers",
     rules=(
-        *_dense(f"{LAYER}/attention/self/query", f"{HF_LAYER}.attention.self.query", "H", "H"),
-        *_dense(f"{LAYER}/attention/self/key", f"{HF_LAYER}.attention.self.key", "H", "H"),
-        *_dense(f"{LAYER}/attention/self/value", f"{HF_LAYER}.attention.self.value", "H", "H"),
-        *_dense(f"{LAYER}/attention/output/dense", f"{HF_LAYER}.attention.output.dense", "H", "H"),
-        *_layer_norm(f"{LAYER}/attention/output/LayerNorm", f"{HF_LAYER}.attention.output.LayerNorm", "H"),
-        *_dense(f"{LAYER}/intermediate/dense", f"{HF_LAYER}.intermediate.dense", "H", "I"),
-        *_dense(f"{LAYER}/output/dense", f"{HF_LAYER}.output.dense", "I", "H"),
-        *_layer_norm(f"{LAYER}/output/LayerNorm", f"{HF_LAYER}.output.LayerNorm", "H"),
+        *dense(f"{LAYER}/attention/self/query", f"{HF_LAYER}.attention.self.query", "H", "H"),
+        *dense(f"{LAYER}/attention/self/key", f"{HF_LAYER}.attention.self.key", "H", "H"),
+        *dense(f"{LAYER}/attention/self/value", f"{HF_LAYER}.attention.self.value", "H", "H"),
+        *dense(f"{LAYER}/attention/output/dense", f"{HF_LAYER}.attention.output.dense", "H", "H"),
+        *layer_norm(f"{LAYER}/attention/output/LayerNorm", f"{HF_LAYER}.attention.output.LayerNorm", "H"),
+        *dense(f"{LAYER}/intermediate/dense", f"{HF_LAYER}.intermediate.dense", "H", "I"),
+        *dense(f"{LAYER}/output/dense", f"{HF_LAYER}.output.dense", "I", "H"),
+        *layer_norm(f"{LAYER}/output/LayerNorm", f"{HF_LAYER}.output.LayerNorm", "H"),
     ),
 )
 
@@ -77,7 +64,7 @@ POOLER = Part(
     "pooler",
     marker="bert/pooler/dense/kernel",
     label="pooler",
-    rules=_dense("bert/pooler/dense", "{p}pooler.dense", "H", "H"),
+    rules=dense("bert/pooler/dense", "{p}pooler.dense", "H", "H"),
 )
 
 MLM = Part(
@@ -85,8 +72,8 @@ MLM = Part(
     marker="cls/predictions/output_bias",
     label="masked-LM head",
     rules=(
-        *_dense("cls/predictions/transform/dense", "cls.predictions.transform.dense", "H", "H"),
-        *_layer_norm("cls/predictions/transform/LayerNorm", "cls.predictions.transform.LayerNorm", "H"),
+        *dense("cls/predictions/transform/dense", "cls.predictions.transform.dense", "H", "H"),
+        *layer_norm("cls/predictions/transform/LayerNorm", "cls.predictions.transform.LayerNorm", "H"),
         rule("cls.predictions.bias", "cls/predictions/output_bias", "copy", ("V",)),
     ),
     # The TF graph multiplies by the word embeddings (no separate decoder matrix), and
@@ -167,9 +154,6 @@ CARRIED = (
     "type_vocab_size", "initializer_range",
 )
 
-GELU = {"erf": "gelu", "tanh": "gelu_new"}
-
-
 def hf_config(tf_config: dict, dims: dict, options: dict) -> dict:
     """BertConfig fields from the TF config; sizes come from the resolved dims."""
     config = {key: tf_config[key] for key in CARRIED if key in tf_config}
@@ -185,9 +169,7 @@ def hf_config(tf_config: dict, dims: dict, options: dict) -> dict:
     )
     if "C" in dims:
         config["num_labels"] = dims["C"]
-    act = tf_config.get("hidden_act", "gelu")
-    # "gelu" in a TF BERT config is ambiguous (MAPPING.md §7): the user's --gelu decides.
-    config["hidden_act"] = GELU[options["gelu"]] if act == "gelu" else act
+    config["hidden_act"] = hidden_act(tf_config, options["gelu"])
     return config
 
 

@@ -16,7 +16,7 @@ folded into one [V,H] word-embedding matrix (computed in float64). Two exact tar
 
 from __future__ import annotations
 
-from tf2hf.table import ConfigCheck, Dim, Family, Output, Part, Target, rule
+from tf2hf.table import ConfigCheck, Dim, Family, Output, Part, Target, dense, hidden_act, layer_norm, rule
 
 EMB = "bert/embeddings"
 SHARED = "bert/encoder/layer_shared"
@@ -45,18 +45,6 @@ CONFIG_CHECKS = (
 )
 
 
-def _dense(src: str, dst: str, n_in: str, n_out: str) -> tuple:
-    return (
-        rule(f"{dst}.weight", f"{src}/kernel", "transpose", (n_out, n_in)),
-        rule(f"{dst}.bias", f"{src}/bias", "copy", (n_out,)),
-    )
-
-
-def _layer_norm(src: str, dst: str, n: str) -> tuple:
-    return (
-        rule(f"{dst}.weight", f"{src}/gamma", "copy", (n,)),
-        rule(f"{dst}.bias", f"{src}/beta", "copy", (n,)),
-    )
 
 
 FOLD_WHY = "word_embeddings [V,E] x word_embeddings_2 [E,H], folded in float64 (TF multiplies them before adding positions)"
@@ -69,7 +57,7 @@ EMBEDDINGS = Part(
         rule("{p}embeddings.word_embeddings.weight", (f"{EMB}/word_embeddings", f"{EMB}/word_embeddings_2"), "matmul", ("V", "H"), why=FOLD_WHY),
         rule("{p}embeddings.position_embeddings.weight", f"{EMB}/position_embeddings", "copy", ("P", "H")),
         rule("{p}embeddings.token_type_embeddings.weight", f"{EMB}/token_type_embeddings", "copy", ("T", "H")),
-        *_layer_norm(f"{EMB}/LayerNorm", "{p}embeddings.LayerNorm", "H"),
+        *layer_norm(f"{EMB}/LayerNorm", "{p}embeddings.LayerNorm", "H"),
     ),
 )
 
@@ -103,8 +91,7 @@ def _hf_config(model_type: str):
             config.update(embedding_size=dims["H"], num_hidden_groups=1, inner_group_num=1)
         if "C" in dims:
             config["num_labels"] = dims["C"]
-        act = tf_config.get("hidden_act", "gelu")
-        config["hidden_act"] = {"erf": "gelu", "tanh": "gelu_new"}[options["gelu"]] if act == "gelu" else act
+        config["hidden_act"] = hidden_act(tf_config, options["gelu"])
         return config
 
     return hf_config
@@ -130,24 +117,24 @@ ALBERT_PARTS = (
         marker=f"{SHARED}/attention/self/query/kernel",
         label="shared layer",
         rules=(
-            *_dense(f"{SHARED}/attention/self/query", f"{HF_ONE}.attention.query", "H", "H"),
-            *_dense(f"{SHARED}/attention/self/key", f"{HF_ONE}.attention.key", "H", "H"),
-            *_dense(f"{SHARED}/attention/self/value", f"{HF_ONE}.attention.value", "H", "H"),
-            *_dense(f"{SHARED}/attention/output/dense", f"{HF_ONE}.attention.dense", "H", "H"),
-            *_layer_norm(f"{SHARED}/attention/output/LayerNorm", f"{HF_ONE}.attention.LayerNorm", "H"),
-            *_dense(f"{SHARED}/intermediate/dense", f"{HF_ONE}.ffn", "H", "I"),
-            *_dense(f"{SHARED}/output/dense", f"{HF_ONE}.ffn_output", "I", "H"),
-            *_layer_norm(f"{SHARED}/output/LayerNorm", f"{HF_ONE}.full_layer_layer_norm", "H"),
+            *dense(f"{SHARED}/attention/self/query", f"{HF_ONE}.attention.query", "H", "H"),
+            *dense(f"{SHARED}/attention/self/key", f"{HF_ONE}.attention.key", "H", "H"),
+            *dense(f"{SHARED}/attention/self/value", f"{HF_ONE}.attention.value", "H", "H"),
+            *dense(f"{SHARED}/attention/output/dense", f"{HF_ONE}.attention.dense", "H", "H"),
+            *layer_norm(f"{SHARED}/attention/output/LayerNorm", f"{HF_ONE}.attention.LayerNorm", "H"),
+            *dense(f"{SHARED}/intermediate/dense", f"{HF_ONE}.ffn", "H", "I"),
+            *dense(f"{SHARED}/output/dense", f"{HF_ONE}.ffn_output", "I", "H"),
+            *layer_norm(f"{SHARED}/output/LayerNorm", f"{HF_ONE}.full_layer_layer_norm", "H"),
         ),
     ),
-    Part("pooler", marker=f"{POOLER_SRC}/kernel", label="pooler", rules=_dense(POOLER_SRC, "{p}pooler", "H", "H")),
+    Part("pooler", marker=f"{POOLER_SRC}/kernel", label="pooler", rules=dense(POOLER_SRC, "{p}pooler", "H", "H")),
     Part(
         "mlm",
         marker=MLM_MARKER,
         label="masked-LM head",
         rules=(
-            *_dense("cls/predictions/transform/dense", "predictions.dense", "H", "H"),
-            *_layer_norm("cls/predictions/transform/LayerNorm", "predictions.LayerNorm", "H"),
+            *dense("cls/predictions/transform/dense", "predictions.dense", "H", "H"),
+            *layer_norm("cls/predictions/transform/LayerNorm", "predictions.LayerNorm", "H"),
             rule("predictions.bias", "cls/predictions/output_bias", "copy", ("V",)),
         ),
         # TF's decoder is (W_word · W_2)ᵀ: exactly the folded word embeddings, tied.
@@ -188,24 +175,24 @@ BERT_PARTS = (
         marker=f"{SHARED}/attention/self/query/kernel",
         label="shared layer, copied into every layer",
         rules=(
-            *_dense(f"{SHARED}/attention/self/query", f"{HF_LAYER}.attention.self.query", "H", "H"),
-            *_dense(f"{SHARED}/attention/self/key", f"{HF_LAYER}.attention.self.key", "H", "H"),
-            *_dense(f"{SHARED}/attention/self/value", f"{HF_LAYER}.attention.self.value", "H", "H"),
-            *_dense(f"{SHARED}/attention/output/dense", f"{HF_LAYER}.attention.output.dense", "H", "H"),
-            *_layer_norm(f"{SHARED}/attention/output/LayerNorm", f"{HF_LAYER}.attention.output.LayerNorm", "H"),
-            *_dense(f"{SHARED}/intermediate/dense", f"{HF_LAYER}.intermediate.dense", "H", "I"),
-            *_dense(f"{SHARED}/output/dense", f"{HF_LAYER}.output.dense", "I", "H"),
-            *_layer_norm(f"{SHARED}/output/LayerNorm", f"{HF_LAYER}.output.LayerNorm", "H"),
+            *dense(f"{SHARED}/attention/self/query", f"{HF_LAYER}.attention.self.query", "H", "H"),
+            *dense(f"{SHARED}/attention/self/key", f"{HF_LAYER}.attention.self.key", "H", "H"),
+            *dense(f"{SHARED}/attention/self/value", f"{HF_LAYER}.attention.self.value", "H", "H"),
+            *dense(f"{SHARED}/attention/output/dense", f"{HF_LAYER}.attention.output.dense", "H", "H"),
+            *layer_norm(f"{SHARED}/attention/output/LayerNorm", f"{HF_LAYER}.attention.output.LayerNorm", "H"),
+            *dense(f"{SHARED}/intermediate/dense", f"{HF_LAYER}.intermediate.dense", "H", "I"),
+            *dense(f"{SHARED}/output/dense", f"{HF_LAYER}.output.dense", "I", "H"),
+            *layer_norm(f"{SHARED}/output/LayerNorm", f"{HF_LAYER}.output.LayerNorm", "H"),
         ),
     ),
-    Part("pooler", marker=f"{POOLER_SRC}/kernel", label="pooler", rules=_dense(POOLER_SRC, "{p}pooler.dense", "H", "H")),
+    Part("pooler", marker=f"{POOLER_SRC}/kernel", label="pooler", rules=dense(POOLER_SRC, "{p}pooler.dense", "H", "H")),
     Part(
         "mlm",
         marker=MLM_MARKER,
         label="masked-LM head",
         rules=(
-            *_dense("cls/predictions/transform/dense", "cls.predictions.transform.dense", "H", "H"),
-            *_layer_norm("cls/predictions/transform/LayerNorm", "cls.predictions.transform.LayerNorm", "H"),
+            *dense("cls/predictions/transform/dense", "cls.predictions.transform.dense", "H", "H"),
+            *layer_norm("cls/predictions/transform/LayerNorm", "cls.predictions.transform.LayerNorm", "H"),
             rule("cls.predictions.bias", "cls/predictions/output_bias", "copy", ("V",)),
         ),
         tied={"cls.predictions.decoder.weight": "{p}embeddings.word_embeddings.weight", "cls.predictions.decoder.bias": "cls.predictions.bias"},
