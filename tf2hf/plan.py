@@ -2,7 +2,9 @@
 
 Order of work, written down once:
 
-1. strip a hub prefix (``module/``) from every name;
+1. strip a hub prefix (``module/``) from every name, then apply the family's renames (TF2's
+   ``/.ATTRIBUTES/VARIABLE_VALUE``, Keras' ``layer_normalization_N``); two names that read as
+   one are refused;
 2. refuse layouts the family names as impossible to hold in transformers;
 3. resolve the sizes (dims) from the config and the checkpoint, and check they agree;
 4. find the parts present (by marker variables) and choose the target class;
@@ -27,8 +29,8 @@ from tf2hf import transforms
 from tf2hf.errors import ConfigError, FamilyError, MappingError, UnsupportedModelError
 from tf2hf.folding import fold
 from tf2hf.nonweights import Drop, classify
-from tf2hf.registry import detect, strip_name
-from tf2hf.table import Family, Part, Target
+from tf2hf.registry import detect, normalise, strip_name
+from tf2hf.table import Family, Part, Rename, Target
 
 FLOAT_DTYPES = {"float32", "float16", "bfloat16", "float64"}
 MAX_LISTED = 12
@@ -92,21 +94,36 @@ class Plan:
         return Counter(t.part for t in self.tensors)
 
 
+# ``{i}``, ``{i+4}``, ``{L+4}``, ``{p}``: a loop letter, a dimension or the prefix, plus an offset.
+_PLACEHOLDER = re.compile(r"\{([A-Za-z]\w*)([+-]\d+)?\}")
+
+
 def _fill(template: str, values: Mapping[str, object]) -> str:
-    for letter, value in values.items():
-        template = template.replace("{" + letter + "}", str(value))
-    return template
+    def value(match: re.Match) -> str:
+        name, offset = match.group(1), match.group(2)
+        if name not in values:
+            return match.group(0)
+        return str(values[name] + int(offset)) if offset else str(values[name])
+
+    return _PLACEHOLDER.sub(value, template)
+
+
+def _placeholders(template: str) -> list[str]:
+    return [m.group(1) for m in _PLACEHOLDER.finditer(template)]
 
 
 def _letters(template: str, loops: Mapping[str, str]) -> list[str]:
-    return [letter for letter in loops if "{" + letter + "}" in template]
+    used = _placeholders(template)
+    return [letter for letter in loops if letter in used]
 
 
 def _count(template: str, loops: Mapping[str, str], names: set[str]) -> set[int]:
     (letter,) = _letters(template, loops)
-    head, tail = template.split("{" + letter + "}")
+    (match,) = [m for m in _PLACEHOLDER.finditer(template) if m.group(1) == letter]
+    head, tail = template[: match.start()], template[match.end():]
+    offset = int(match.group(2) or 0)
     pattern = re.compile(re.escape(head) + r"(\d+)" + re.escape(tail))
-    return {int(m.group(1)) for n in names if (m := pattern.fullmatch(n))}
+    return {int(m.group(1)) - offset for n in names if (m := pattern.fullmatch(n))}
 
 
 def resolve_dims(
@@ -160,33 +177,68 @@ def choose_target(family: Family, present: set[str], source: str) -> Target:
     )
 
 
-def _rules(part: Part, names: set[str]):
-    """The part's rules, or its substitutes when TF omitted it."""
-    return part.rules if part.marker in names or not part.when_absent else part.when_absent
+def _present(part: Part, names: set[str], dims: Mapping[str, int]) -> bool:
+    """Whether the part's marker is in the checkpoint (a marker may name a dimension: ``{L+4}``)."""
+    return _fill(part.marker, dims) in names
+
+
+def _rules(part: Part, names: set[str], dims: Mapping[str, int]):
+    """The part's rules, or its substitutes when TF omitted it (none for an optional part)."""
+    if _present(part, names, dims):
+        return part.rules
+    return () if part.optional else part.when_absent or part.rules
 
 
 def _expand(part: Part, family: Family, dims: Mapping[str, int], prefix: str, names: set[str]) -> list[tuple[str, tuple[str, ...], str, tuple, str]]:
     rows = []
-    for rule in _rules(part, names):
+    for rule in _rules(part, names, dims):
         letters = sorted({l for t in (rule.target, *rule.sources) for l in _letters(t, family.loops)})
         ranges = [range(dims[family.loops[l]]) for l in letters]
         for combo in itertools.product(*ranges):
-            values = dict(zip(letters, combo))
-            values["p"] = prefix
+            values = {**dims, **dict(zip(letters, combo)), "p": prefix}
             shape = tuple(dims[s] if isinstance(s, str) else s for s in rule.shape)
             rows.append((_fill(rule.target, values), tuple(_fill(s, values) for s in rule.sources), rule.op, shape, rule.why))
     return rows
 
 
-def _needed_dims(family: Family, parts: set[str], names: set[str]) -> set[str]:
+def _needed_dims(family: Family, parts: set[str], names: set[str], dims: Mapping[str, int]) -> set[str]:
     needed = set()
     for part in family.parts:
         if part.name in parts:
-            for rule in _rules(part, names):
+            for rule in _rules(part, names, dims):
                 needed.update(s for s in rule.shape if isinstance(s, str))
                 for t in (rule.target, *rule.sources):
                     needed.update(family.loops[l] for l in _letters(t, family.loops))
+                    needed.update(n for n in _placeholders(t) if n not in family.loops and n != "p")
     return needed
+
+
+def _refuse_collisions(family: Family, collisions: Mapping[str, list[str]], source: str) -> None:
+    """Several checkpoint names read as one table name: two models, or renames that the names'
+    positions could not disambiguate."""
+    renamed = {stripped: group for stripped, group in collisions.items() if any(normalise(family, n)[1] for n in group)}
+    if not renamed:
+        stripped, group = next(iter(collisions.items()))
+        raise MappingError(f"{source}: both {group[0]} and {group[1]} exist; the checkpoint holds two models")
+    lines = [f"{' and '.join(group)} all read as {stripped}" for stripped, group in sorted(renamed.items())]
+    whys = sorted({r.why for group in renamed.values() for n in group for r in normalise(family, n)[1]})
+    raise UnsupportedModelError(
+        f"{source}: {len(renamed)} weight(s) have several candidates, so their position does not say which is which: "
+        f"{'; '.join(lines[:MAX_LISTED])}{'; …' if len(lines) > MAX_LISTED else ''} ({'; '.join(whys)}); nothing was written",
+        details=lines,
+    )
+
+
+def _rename_notes(family: Family, original: Mapping[str, str]) -> list[str]:
+    """One note per rename rule that changed any name: how many, with an example."""
+    applied: dict[Rename, list[str]] = {}
+    for name in original.values():
+        for rename in normalise(family, name)[1]:
+            applied.setdefault(rename, []).append(name)
+    return [
+        f"{len(names)} variable name(s) read as the table spells them ({rename.why}), e.g. {sorted(names)[0]}"
+        for rename, names in applied.items()
+    ]
 
 
 def make_plan(
@@ -199,12 +251,17 @@ def make_plan(
 ) -> Plan:
     """Plan a conversion; reads shapes and dtypes only."""
     original: dict[str, str] = {}
+    collisions: dict[str, list[str]] = {}
     for name in variables:
         stripped = strip_name(family, name)
         if stripped in original:
-            raise MappingError(f"{source}: both {original[stripped]} and {name} exist; the checkpoint holds two models")
+            collisions.setdefault(stripped, [original[stripped]]).append(name)
+            continue
         original[stripped] = name
+    if collisions:
+        _refuse_collisions(family, collisions, source)
     names = set(original)
+    rename_notes = _rename_notes(family, original)
 
     absent = [sig for sig in family.signature if sig not in names]
     if absent:
@@ -218,7 +275,7 @@ def make_plan(
             if re.fullmatch(refusal.pattern, n) and (refusal.ndim is None or len(variables[original[n]].shape) == refusal.ndim)
         )
         if hits:
-            raise UnsupportedModelError(f"{source}: {fold(hits)[0]}: {refusal.why}")
+            raise UnsupportedModelError(f"{source}: {', '.join(fold(hits))}: {refusal.why}")
     config_notes: list[str] = []
     for check in family.config_checks:
         if check.key not in tf_config:
@@ -231,11 +288,13 @@ def make_plan(
 
     shapes = {n: tuple(variables[original[n]].shape) for n in names}
     dims, notes = resolve_dims(family, tf_config, shapes, config_label)
-    notes = config_notes + notes
+    notes = rename_notes + config_notes + notes
+    if family.notes is not None:
+        notes += family.notes(dict(tf_config), dims)
 
-    present = {part.name for part in family.parts if part.marker in names or part.when_absent}
+    present = {part.name for part in family.parts if _present(part, names, dims) or part.when_absent or part.optional}
     target = choose_target(family, present, source)
-    missing_dims = sorted(_needed_dims(family, set(target.parts), names) - set(dims))
+    missing_dims = sorted(_needed_dims(family, set(target.parts), names, dims) - set(dims))
     if missing_dims:
         keys = [d.config_key or d.symbol for d in family.dims if d.symbol in missing_dims]
         raise ConfigError(f"{config_label}: cannot tell {', '.join(keys)} from the config or the checkpoint; add it to the config")
@@ -248,7 +307,7 @@ def make_plan(
     for part in family.parts:
         if part.name not in target.parts:
             continue
-        if part.marker not in names and part.when_absent and part.absent_note:
+        if not _present(part, names, dims) and (part.when_absent or part.optional) and part.absent_note:
             notes.append(part.absent_note)
         for key, sources, op_name, shape, why in _expand(part, family, dims, target.prefix, names):
             missing = [s for s in sources if s not in names]
@@ -324,7 +383,7 @@ def make_plan(
         dropped=dropped,
         discarded=discarded,
         notes=notes,
-        parts=sorted(present),
+        parts=sorted(n for n in present if _present(family.part(n), names, dims) or family.part(n).when_absent),
         variables=variables,
         original=original,
     )

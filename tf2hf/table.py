@@ -11,7 +11,10 @@ Source and target names are exact strings with placeholders:
   over a range whose length is a dimension, e.g. ``{"i": "L"}`` expands ``layer_{i}`` for
   ``i`` in ``0 … L-1``;
 * ``{p}`` in a target is the base-model prefix of the chosen target class (``"bert."`` in
-  ``BertForPreTraining``, ``""`` in ``BertModel``).
+  ``BertForPreTraining``, ``""`` in ``BertModel``);
+* ``{i+4}`` is the loop index plus a constant, and ``{L+4}`` a resolved dimension plus a
+  constant (``{L}`` alone is allowed too): layouts that number their objects in one sequence,
+  like TF2's ``layer_with_weights-N`` (embeddings 0-3, layers 4 … L+3, pooler L+4).
 
 Shapes are tuples of dimension symbols (``("V", "H")``) or integers, resolved by
 :class:`Dim` entries from the config and the checkpoint.
@@ -110,6 +113,11 @@ class Part:
     ``when_absent``: rules used instead of ``rules`` when the marker is missing (TF omits some
     layers that transformers always has, e.g. ALBERT's projection when E == H); such a part is
     always present, and ``absent_note`` is reported when the substitute is used.
+
+    ``optional``: TF and transformers both create this layer only under the same condition
+    (ELECTRA's ``embeddings_project`` exists in both exactly when E != H). The part counts as
+    present either way, so targets need not come in pairs; its rules apply only when the
+    marker is in the checkpoint.
     """
 
     name: str
@@ -119,6 +127,7 @@ class Part:
     label: str = ""
     when_absent: tuple[Rule, ...] = ()
     absent_note: str = ""
+    optional: bool = False
 
 
 @dataclass(frozen=True)
@@ -188,6 +197,22 @@ class ConfigCheck:
 
 
 @dataclass(frozen=True)
+class Rename:
+    """A name normalisation: a checkpoint name that full-matches ``pattern`` is read as
+    ``re.sub``'s ``replacement`` before anything else looks at it (after prefix stripping).
+
+    Used for layouts whose names differ from the table's only by a regular spelling: TF2's
+    ``/.ATTRIBUTES/VARIABLE_VALUE`` suffix, Keras' ``layer_normalization_N`` for ``LayerNorm``.
+    Two names that normalise to one are refused (the position did not tell them apart); ``why``
+    is shown then, and in the notes of a conversion that renamed anything.
+    """
+
+    pattern: str
+    replacement: str
+    why: str
+
+
+@dataclass(frozen=True)
 class Family:
     """Everything the engine needs to convert one family of checkpoints.
 
@@ -195,8 +220,12 @@ class Family:
     identifies the family; ``refuse`` lists layouts of this family that no transformers class
     can hold. ``group`` is the name users type (``convert albert`` covers Google's and
     brightmart's layouts); ``variant`` is the ``--target`` value that selects between families
-    of one group with the same signature (the first registered is the default).
-    ``base_parts`` are the parts every target has; the others are heads, named as the
+    of one group with the same signature (the first registered is the default, unless
+    ``needs_variant``: then a checkpoint that several variants match must name one, e.g. the two
+    towers of an ELECTRA checkpoint). ``variant_option`` is how users name a variant (the CLI
+    option shown in messages). ``renames`` normalise names before anything else (see
+    :class:`Rename`). ``notes(tf_config, dims)``, when given, says what the family derived
+    rather than read (e.g. a head count computed as upstream computes it). ``base_parts`` are the parts every target has; the others are heads, named as the
     reference graph names them. ``hf_config`` turns (TF config, resolved dims, options) into
     the ``config.json`` dict; ``reference`` is the dotted path of the NumPy forward function of
     the source graph used by verification.
@@ -222,6 +251,10 @@ class Family:
     variant: str = ""
     config_names: tuple[str, ...] = ("bert_config*.json", "*config*.json")
     vocab_names: tuple[str, ...] = ("vocab.txt", "*vocab*.txt")
+    renames: tuple[Rename, ...] = ()
+    needs_variant: bool = False
+    variant_option: str = "--target"
+    notes: Callable[[dict, dict], list[str]] | None = None
 
     def part(self, name: str) -> Part:
         for part in self.parts:

@@ -6,7 +6,7 @@ state_dict keys of transformers' ``Bert*`` classes (MAPPING.md §2).
 
 from __future__ import annotations
 
-from tf2hf.table import Dim, Family, Output, Part, Target, dense, hidden_act, layer_norm, rule
+from tf2hf.table import Dim, Family, Output, Part, Refusal, Rename, Target, dense, hidden_act, layer_norm, rule
 
 # --- sizes ------------------------------------------------------------------------------------
 
@@ -173,6 +173,26 @@ def hf_config(tf_config: dict, dims: dict, options: dict) -> dict:
     return config
 
 
+# --- Keras-style LayerNorm names (MAPPING.md §9) ------------------------------------------------
+
+# Training code ported to TF2 often builds BERT's graph with tf.keras.layers.LayerNormalization,
+# whose variables are named by a global counter (layer_normalization, layer_normalization_1, …)
+# inside the scope where the layer was built. The scope says which LayerNorm it is wherever the
+# table has exactly one LayerNorm per scope (embeddings, each attention output, each layer
+# output, the MLM transform); the counter is ignored. Two candidates for one scope are refused
+# by the planner; names whose scope says nothing (top level) by the refusal below.
+KERAS_LAYER_NORM = Rename(
+    r"(.+)/layer_normalization(?:_\d+)?/(gamma|beta)",
+    r"\1/LayerNorm/\2",
+    "Keras-style LayerNorm names (layer_normalization[_N]) placed by their scope",
+)
+KERAS_LAYER_NORM_UNPLACED = Refusal(
+    r"layer_normalization(?:_\d+)?/(?:gamma|beta)",
+    "Keras-style LayerNorm variables outside any scope: only their creation order (the _N counter) would say "
+    "which layer they belong to, and tf2hf does not guess. Rebuild the checkpoint with the LayerNorms inside "
+    "their layers' scopes (or named LayerNorm); nothing was written",
+)
+
 FAMILY = Family(
     name="bert",
     description="google-research/bert: pre-training, MLM-only, run_classifier, run_squad, encoder-only",
@@ -185,4 +205,6 @@ FAMILY = Family(
     hf_config=hf_config,
     reference="tf2hf.references.bert:forward",
     default_gelu="erf",
+    renames=(KERAS_LAYER_NORM,),
+    refuse=(KERAS_LAYER_NORM_UNPLACED,),
 )
