@@ -12,10 +12,14 @@ from tf2hf.errors import Tf2hfError
 
 __version__ = "0.1.0"
 
-__all__ = ["__version__", "Tf2hfError", "convert"]
+__all__ = ["__version__", "Tf2hfError", "convert", "convert_many", "inspect"]
 
 if TYPE_CHECKING:  # pragma: no cover
+    from collections.abc import Iterator
+
     from tf2hf.api import ConversionResult
+    from tf2hf.batch import EntryResult
+    from tf2hf.inspection import CheckpointReport
 
 
 def convert(family: str, *, tf: str, out: str | None = None, **options: Any) -> "ConversionResult":
@@ -23,3 +27,19 @@ def convert(family: str, *, tf: str, out: str | None = None, **options: Any) -> 
     from tf2hf.api import convert as _convert
 
     return _convert(family, tf=tf, out=out, **options)
+
+
+def convert_many(entries: Any, out_root: Any, *, workers: int | None = None, **options: Any) -> "Iterator[EntryResult]":
+    """Convert many checkpoints in parallel processes, yielding a result per entry as each
+    completes; see :func:`tf2hf.batch.convert_many`."""
+    from tf2hf.batch import convert_many as _convert_many
+
+    return _convert_many(entries, out_root, workers=workers, **options)
+
+
+def inspect(path: Any, **options: Any) -> "CheckpointReport":
+    """Parameters and bytes per part of a checkpoint, from its index alone; see
+    :func:`tf2hf.inspection.inspect`."""
+    from tf2hf.inspection import inspect as _inspect
+
+    return _inspect(path, **options)

@@ -8,6 +8,7 @@ traceback instead. Heavy modules are imported inside the commands, so ``tf2hf --
 from __future__ import annotations
 
 import json
+import os
 import sys
 from enum import Enum
 from pathlib import Path
@@ -18,12 +19,20 @@ import typer
 from tf2hf.errors import Tf2hfError
 from tf2hf.sizes import human
 
+# The verification's NumPy reference multiplies matrices of a few dozen rows, where OpenBLAS's
+# worker threads only spin-wait on each other: 4-5x slower than one thread on a loaded 2-core
+# machine. Read once, when numpy loads (after this line); a value set by the user wins.
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+
 app = typer.Typer(
     name="tf2hf",
     help="Convert TensorFlow 1.x BERT-family checkpoints into Hugging Face transformers folders.",
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
+    # Plain help and usage errors: typer's rich formatting imports rich's markdown and syntax
+    # highlighting, 0.13-0.25 s of the 0.3 s a `tf2hf --help` may take.
+    rich_markup_mode=None,
 )
 
 
@@ -130,7 +139,7 @@ def _progress_bar():
 
 @app.command()
 def convert(
-    family: Annotated[str, typer.Argument(help="Family of the checkpoint: bert, albert, or auto to detect it.")],
+    family: Annotated[str, typer.Argument(help="Family of the checkpoint: bert, albert, electra, tf2_bert (tf2hf architectures lists all), or auto to detect it.")],
     tf: Annotated[Path, typer.Option("--tf", help="The checkpoint: folder, prefix (model.ckpt-N), or any of its .index/.data/.meta files.")],
     out: Annotated[Optional[Path], typer.Option("--out", help="Output folder (must not exist unless --force).")] = None,
     config: Annotated[Optional[Path], typer.Option("--config", help="TF config JSON (default: found beside the checkpoint).")] = None,
@@ -139,6 +148,7 @@ def convert(
     dtype: Annotated[DType, typer.Option("--dtype", help="Stored dtype of the weights.")] = DType.float32,
     gelu: Annotated[Optional[Gelu], typer.Option("--gelu", help="GELU formula for configs that say 'gelu': erf (transformers 'gelu') or tanh ('gelu_new'). Default: the family's.")] = None,
     target: Annotated[Optional[str], typer.Option("--target", help="Output layout where a family offers several: for brightmart albert_zh, albert (default, AlbertFor*) or bert (BertFor*).")] = None,
+    tower: Annotated[Optional[str], typer.Option("--tower", help="Which model of a checkpoint that holds several: for ELECTRA, discriminator (ElectraForPreTraining) or generator (ElectraForMaskedLM).")] = None,
     lowercase: Annotated[Optional[bool], typer.Option("--lowercase/--no-lowercase", help="Tokenizer do_lower_case (default: inferred from the vocabulary and folder name).")] = None,
     force: Annotated[bool, typer.Option("--force", help="Replace an existing output folder (atomically).")] = False,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Print the plan and write nothing.")] = False,
@@ -165,6 +175,7 @@ def convert(
             gelu=gelu.value if gelu else None,
             lowercase=lowercase,
             target=target,
+            tower=tower,
             force=force,
             dry_run=dry_run,
             verify=not no_verify,
@@ -189,14 +200,137 @@ def convert(
 
 @app.command()
 def architectures() -> None:
-    """List the supported families and the transformers classes each converts to."""
-    from tf2hf.registry import families
+    """List every family (built in and from plugins): heads, transformers classes, an example."""
+    from tf2hf.registry import BUILTIN, families, origin
 
     for family in families().values():
+        name = family.group or family.name
+        where = "built in" if origin(family.name) == BUILTIN else f"plugin package {origin(family.name)}"
         typer.echo(f"{family.name}: {family.description}")
+        choose = f" {family.variant_option} {family.variant}" if family.variant else ""
+        typer.echo(f"  from: {where}; convert with: tf2hf convert {name}{choose} (or auto)")
+        lines: list[str] = []  # two targets may differ only in base parts (ELECTRA's tied/untied generator)
         for target in family.targets:
-            typer.echo(f"  {target.cls:<32} parts: {', '.join(sorted(target.parts))}")
-        typer.echo(f"  example: tf2hf convert {family.name} --tf model.ckpt-1000 --out {family.name}-model")
+            heads = [p.label or p.name for p in family.parts if p.name in target.parts - family.base_parts]
+            line = f"  {target.cls:<32} heads: {', '.join(heads) or 'none (base model)'}"
+            if line not in lines:
+                lines.append(line)
+                typer.echo(line)
+        config = family.config_names[0].replace("*", "")
+        typer.echo(f"  example: tf2hf convert {name}{choose} --tf model.ckpt-1000 --config {config} --out {family.name}-model")
+
+
+@app.command()
+def batch(
+    zoo: Annotated[Optional[Path], typer.Argument(help="Folder of checkpoints, searched recursively (or use --manifest).")] = None,
+    out: Annotated[Path, typer.Option("--out", help="Output root: checkpoint folder ZOO/a/b is converted to OUT/a/b.")] = ...,
+    manifest: Annotated[Optional[Path], typer.Option("--manifest", help="JSON or YAML list of entries (source, out, family, config, vocab, target, gelu ...) instead of ZOO.")] = None,
+    workers: Annotated[Optional[int], typer.Option("--workers", min=1, help="Conversions in parallel processes (default: the CPU count).")] = None,
+    report: Annotated[Optional[Path], typer.Option("--report", help="Write the results as JSON to this file.")] = None,
+    all_steps: Annotated[bool, typer.Option("--all-steps", help="Convert every checkpoint of a folder into OUT/a/b/<step>, not only the latest.")] = False,
+    family: Annotated[str, typer.Option("--family", help="Family of every checkpoint (default: detected per checkpoint).")] = "auto",
+    target: Annotated[Optional[str], typer.Option("--target", help="Output layout where a family offers several (see tf2hf convert).")] = None,
+    gelu: Annotated[Optional[Gelu], typer.Option("--gelu", help="GELU formula for configs that say 'gelu' (default: each family's).")] = None,
+    dtype: Annotated[DType, typer.Option("--dtype", help="Stored dtype of the weights.")] = DType.float32,
+    format: Annotated[Format, typer.Option("--format", help="Weights file format.")] = Format.safetensors,
+    force: Annotated[bool, typer.Option("--force", help="Replace outputs made from other sources or options, or not made by tf2hf batch.")] = False,
+    no_verify: Annotated[bool, typer.Option("--no-verify", help="Skip running each converted model against its source graph.")] = False,
+    debug: Debug = False,
+) -> None:
+    """Convert every checkpoint of a zoo (or a manifest) in parallel; rerun to resume."""
+    try:
+        from tf2hf.batch import run_batch, write_report
+        from tf2hf.batch_display import make_display, print_summary
+        from tf2hf.errors import ZooError
+        from tf2hf.zoo import discover, load_manifest
+
+        if (zoo is None) == (manifest is None):
+            raise ZooError("pass either a ZOO folder or --manifest FILE (not both)")
+        if zoo is not None and zoo.is_dir() and out.exists() and zoo.resolve() == out.resolve():
+            raise ZooError(f"{out}: the output root is the zoo itself; choose another --out")
+        entries = load_manifest(manifest) if manifest is not None else discover(zoo, all_steps=all_steps, exclude=[out])
+        if not entries:
+            raise ZooError(f"{zoo}: no checkpoint (*.index) found in this folder or below; pass the folder that holds them")
+        options = {"family": family, "target": target, "gelu": gelu.value if gelu else None, "dtype": dtype.value, "format": format.value}
+        with make_display(len(entries)) as display:
+            result = run_batch(
+                entries, out, workers=workers, force=force, verify=not no_verify,
+                on_event=display.event, on_result=display.finished,
+                zoo=str(zoo) if zoo is not None else None, manifest=str(manifest) if manifest is not None else None,
+                **{k: v for k, v in options.items() if v is not None},
+            )
+        if report is not None:
+            write_report(result, report)
+    except KeyboardInterrupt:
+        typer.echo("interrupted: finished entries are complete and kept; run the same command again to convert the rest", err=True)
+        raise typer.Exit(130) from None
+    except BaseException as exc:  # the one exception boundary of the command
+        if isinstance(exc, typer.Exit):
+            raise
+        _fail(exc, debug)
+        return
+    print_summary(result)
+    failed = result.counts["failed"]
+    if failed:
+        typer.echo(f"error: {failed} of {len(result.entries)} entries failed (reasons above); fix them and run the same command again", err=True)
+        raise typer.Exit(1)
+
+
+@app.command("inspect")
+def inspect_command(
+    ckpt: Annotated[Path, typer.Argument(help="The checkpoint: folder, prefix, or any of its files. The data shards are not needed.")],
+    as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
+    layers: Annotated[bool, typer.Option("--layers", help="One row per encoder layer (or ALBERT group) instead of one for all.")] = False,
+    config: Annotated[Optional[Path], typer.Option("--config", help="TF config JSON (default: found beside the checkpoint).")] = None,
+    family: Annotated[str, typer.Option("--family", help="Family to read it as (default: detected).")] = "auto",
+    target: Annotated[Optional[str], typer.Option("--target", "--tower", help="A family's variant, as in convert: brightmart albert|bert, ELECTRA discriminator|generator.")] = None,
+    debug: Debug = False,
+) -> None:
+    """Show where a checkpoint's size comes from: parameters and bytes per part, slots, heads."""
+    try:
+        from tf2hf.inspection import format_report, inspect
+
+        found = inspect(ckpt, config=config, family=family, target=target)
+    except BaseException as exc:  # the one exception boundary of the command
+        if isinstance(exc, (typer.Exit, KeyboardInterrupt)):
+            raise
+        _fail(exc, debug)
+        return
+    if as_json:
+        typer.echo(json.dumps(found.to_dict(), indent=2))
+    else:
+        for line in format_report(found, layers=layers):
+            typer.echo(line)
+
+
+@app.command()
+def slim(
+    ckpt: Annotated[Path, typer.Argument(help="The checkpoint: folder, prefix, or any of its files.")],
+    out: Annotated[Path, typer.Option("--out", help="Prefix of the new checkpoint (e.g. slim/model.ckpt-1000), or an existing folder.")],
+    force: Annotated[bool, typer.Option("--force", help="Replace a checkpoint that exists at --out.")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
+    debug: Debug = False,
+) -> None:
+    """Write a TF checkpoint without optimizer slots and bookkeeping (no TensorFlow needed)."""
+    try:
+        from tf2hf.slim import slim as run_slim
+
+        done = run_slim(ckpt, out, force=force)
+    except BaseException as exc:  # the one exception boundary of the command
+        if isinstance(exc, (typer.Exit, KeyboardInterrupt)):
+            raise
+        _fail(exc, debug)
+        return
+    if as_json:
+        typer.echo(json.dumps(done.to_dict(), indent=2))
+        return
+    dropped = ", ".join(f"{v['count']} {k} ({human(v['bytes'])})" for k, v in sorted(done.dropped.items())) or "nothing"
+    typer.echo(f"slimmed {done.source} -> {done.out}")
+    typer.echo(f"  kept {done.variables_after} of {done.variables_before} variables; dropped {dropped}")
+    share = f" ({100 * done.bytes_after / done.bytes_before:.0f}%)" if done.bytes_before else ""
+    typer.echo(f"  size: {human(done.bytes_before)} -> {human(done.bytes_after)}{share}")
+    if done.state_file:
+        typer.echo(f"  wrote {done.state_file} naming the new checkpoint")
 
 
 def main() -> None:

@@ -86,3 +86,14 @@ class OutputError(Tf2hfError):
 
 class VerificationError(Tf2hfError):
     """The converted model does not reproduce the source graph, or does not load cleanly."""
+
+
+# --- model zoos (tf2hf batch) --------------------------------------------------------------
+
+
+class ZooError(Tf2hfError):
+    """A zoo folder or the list of entries of a batch cannot be used as given."""
+
+
+class ManifestError(ZooError):
+    """A batch manifest is unreadable or has an invalid entry."""
