@@ -160,7 +160,7 @@ def test_albert_on_a_bert_checkpoint_names_bert(tmp_path):
 
 def test_bert_on_an_albert_checkpoint_names_albert(tmp_path):
     src = shared("upstream", "bright_postln")
-    with pytest.raises(FamilyError, match=r"not a bert checkpoint: it is a albert checkpoint \(brightmart albert_zh"):
+    with pytest.raises(FamilyError, match=r"not a bert checkpoint: it is an albert checkpoint \(brightmart albert_zh"):
         convert("bert", tf=src, out=tmp_path / "out")
 
 

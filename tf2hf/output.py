@@ -3,13 +3,18 @@
 A conversion writes into ``.<name>.tf2hf-partial-<pid>-<token>`` beside the destination. Only
 when every file is written, fsync'd and verified is it renamed to the destination, so the
 destination is either absent, the complete previous version, or the complete new one. With
-``--force`` the previous version is first renamed aside and removed only after the new one is in
-place. Leftovers of killed runs are removed by the next run on the same destination.
+``--force`` the two folders are swapped in one step (Linux ``renameat2(RENAME_EXCHANGE)``) and
+the previous version is removed afterwards; where the system cannot swap, the previous version is
+renamed aside first and put back if the run dies before the new one is in place. Leftovers of
+killed runs are removed (or, for a previous version, restored) by the next run on the same
+destination.
 """
 
 from __future__ import annotations
 
+import ctypes
 import errno
+import functools
 import os
 import secrets
 import shutil
@@ -20,6 +25,10 @@ from tf2hf.errors import OutputError
 PARTIAL = ".tf2hf-partial-"
 OLD = ".tf2hf-old-"
 
+_AT_FDCWD = -100
+_RENAME_NOREPLACE = 1
+_RENAME_EXCHANGE = 2
+
 
 def _pid_alive(pid: int) -> bool:
     try:
@@ -28,7 +37,21 @@ def _pid_alive(pid: int) -> bool:
         return False
     except PermissionError:
         return True
-    return True
+    return not _zombie(pid)
+
+
+def _zombie(pid: int) -> bool:
+    """A process that died but was never reaped still answers kill(pid, 0).
+
+    Orphans (e.g. the workers of a killed ``tf2hf batch``) are reaped by PID 1, and in
+    containers PID 1 often reaps nothing, so their staging folders must count as dead.
+    """
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as handle:
+            stat = handle.read()
+    except OSError:
+        return False  # no /proc (not Linux), or it went away: not known to be a zombie
+    return stat[stat.rfind(b")") + 2 : stat.rfind(b")") + 3] == b"Z"
 
 
 def _leftovers(dest: Path) -> list[Path]:
@@ -48,9 +71,48 @@ def clean_leftovers(dest: Path) -> list[Path]:
             continue
         if pid != os.getpid() and _pid_alive(pid):
             continue  # another conversion to the same place is running
-        shutil.rmtree(path, ignore_errors=True)
+        if path.name.startswith(f".{dest.name}{OLD}") and not os.path.lexists(dest):
+            # That run died between moving the previous version aside and moving the new one
+            # in: the previous version is still the destination's content, so put it back.
+            try:
+                os.rename(path, dest)
+                continue
+            except OSError:
+                pass
+        _remove(path)
         removed.append(path)
     return removed
+
+
+def _remove(path: Path) -> None:
+    if os.path.islink(path):
+        os.unlink(path)
+    else:
+        shutil.rmtree(path, ignore_errors=True)
+
+
+@functools.lru_cache(maxsize=1)
+def _libc_renameat2():
+    try:
+        func = ctypes.CDLL(None, use_errno=True).renameat2
+    except (OSError, AttributeError, TypeError):
+        return None  # not Linux/glibc
+    func.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.c_int, ctypes.c_char_p, ctypes.c_uint]
+    func.restype = ctypes.c_int
+    return func
+
+
+def _renameat2(src: Path, dst: Path, flags: int) -> bool:
+    """Linux ``renameat2``: True when done, False where the system or file system lacks it."""
+    func = _libc_renameat2()
+    if func is None:
+        return False
+    if func(_AT_FDCWD, os.fsencode(src), _AT_FDCWD, os.fsencode(dst), flags) == 0:
+        return True
+    err = ctypes.get_errno()
+    if err in (errno.ENOSYS, errno.EINVAL, errno.ENOTSUP):
+        return False
+    raise OSError(err, os.strerror(err), str(dst))
 
 
 def output_error(dest: Path, exc: OSError) -> OutputError:
@@ -61,65 +123,94 @@ def output_error(dest: Path, exc: OSError) -> OutputError:
     return OutputError(f"{dest}: {exc.strerror or exc}; choose another --out")
 
 
+def _fsync(path: str | Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
 def _fsync_tree(root: Path) -> None:
-    for path in sorted(root.rglob("*")):
-        if path.is_file():
-            with open(path, "rb") as handle:
-                os.fsync(handle.fileno())
-    for directory in (root, root.parent):
-        fd = os.open(directory, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
+    """Every file's data and every folder's entries, so the rename publishes complete files."""
+    for folder, _subfolders, files in os.walk(root):
+        for name in files:
+            _fsync(os.path.join(folder, name))
+        _fsync(folder)
 
 
 class Staging:
     """Context manager around the staging folder of one conversion."""
 
     def __init__(self, dest: Path, *, force: bool):
-        self.dest = Path(dest).absolute()
+        self.dest = Path(os.path.abspath(dest))  # "out/.." names its parent, not "..", and so on
         self.force = force
         self.path = self.dest.parent / f".{self.dest.name}{PARTIAL}{os.getpid()}-{secrets.token_hex(4)}"
         self.committed = False
+        self._created: list[Path] = []  # parent folders this run made, deepest first
 
     def check_destination(self) -> None:
-        if self.dest.exists() and not self.force:
+        if os.path.lexists(self.dest) and not self.force:
             raise OutputError(f"{self.dest}: already exists; choose another --out or pass --force to replace it")
-        if self.dest.exists() and not self.dest.is_dir():
+        if os.path.lexists(self.dest) and not self.dest.is_dir():
             raise OutputError(f"{self.dest}: exists and is not a folder; choose another --out")
 
     def __enter__(self) -> "Staging":
         self.check_destination()
         try:
+            parent = self.dest.parent
+            while not parent.exists() and parent != parent.parent:
+                self._created.append(parent)
+                parent = parent.parent
             self.dest.parent.mkdir(parents=True, exist_ok=True)
             clean_leftovers(self.dest)
+            self.check_destination()  # a restored previous version counts
             self.path.mkdir()
         except OSError as exc:
+            self.__exit__(None, None, None)
             raise output_error(self.dest, exc) from None
         return self
 
     def commit(self) -> None:
         """Make the staged folder the destination, atomically."""
+        previous = None
         try:
             _fsync_tree(self.path)
-            old = None
-            if self.dest.exists():
+            if os.path.lexists(self.dest):
                 self.check_destination()
-                old = self.dest.parent / f".{self.dest.name}{OLD}{os.getpid()}-{secrets.token_hex(4)}"
-                os.rename(self.dest, old)
-            try:
+                previous = self._replace()
+            elif not _renameat2(self.path, self.dest, _RENAME_NOREPLACE):
                 os.rename(self.path, self.dest)
-            except OSError:
-                if old is not None:
-                    os.rename(old, self.dest)
-                raise
             self.committed = True
-            if old is not None:
-                shutil.rmtree(old, ignore_errors=True)
         except OSError as exc:
+            if exc.errno == errno.EEXIST:  # appeared while converting, and no --force
+                raise OutputError(f"{self.dest}: already exists; choose another --out or pass --force to replace it") from None
             raise output_error(self.dest, exc) from None
+        try:
+            _fsync(self.dest.parent)  # make the rename itself durable
+        except OSError:
+            pass  # the folder is in place and complete; only its durability is not confirmed
+        if previous is not None:
+            _remove(previous)
+
+    def _replace(self) -> Path:
+        """Put the staged folder at the destination; return where the previous version went."""
+        if _renameat2(self.path, self.dest, _RENAME_EXCHANGE):
+            return self.path  # swapped in one step: the staging name now holds the old folder
+        old = self.dest.parent / f".{self.dest.name}{OLD}{os.getpid()}-{secrets.token_hex(4)}"
+        os.rename(self.dest, old)
+        try:
+            os.rename(self.path, self.dest)
+        except OSError:
+            os.rename(old, self.dest)
+            raise
+        return old
 
     def __exit__(self, exc_type, exc, tb) -> None:
         if not self.committed:
             shutil.rmtree(self.path, ignore_errors=True)
+            for folder in self._created:  # leave no empty parents behind either
+                try:
+                    folder.rmdir()
+                except OSError:
+                    break

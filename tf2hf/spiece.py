@@ -54,13 +54,10 @@ class SentencePieceModel:
 def read_model(path: Path) -> SentencePieceModel:
     from tf2hf.checkpoint.bundle import iter_fields  # the shared wire-format reader
 
+    from tf2hf.sources import read_limited
+
     path = Path(path)
-    try:
-        data = path.read_bytes() if path.stat().st_size <= MAX_MODEL_BYTES else None
-    except OSError as exc:
-        raise VocabError(f"{path}: cannot read the SentencePiece model ({exc.strerror}); pass --vocab") from None
-    if data is None:
-        raise VocabError(f"{path}: too large for a SentencePiece model (limit {MAX_MODEL_BYTES} bytes); pass the right --vocab")
+    data = read_limited(path, MAX_MODEL_BYTES, VocabError, "a SentencePiece model", "--vocab")
     pieces: list[tuple[str, float, int]] = []
     model_type, charsmap = UNIGRAM, b""
     try:
@@ -120,7 +117,8 @@ def build_unigram(model: SentencePieceModel, do_lower_case: bool):
 def write_sentencepiece(out_dir: Path, model_path: Path, model: SentencePieceModel, *, do_lower_case: bool, model_max_length: int) -> list[str]:
     out_dir = Path(out_dir)
     shutil.copyfile(model_path, out_dir / "spiece.model")
-    build_unigram(model, do_lower_case).save(str(out_dir / "tokenizer.json"))
+    # Written by Python so that a full disk raises OSError (see tokenizer.write_wordpiece).
+    (out_dir / "tokenizer.json").write_text(build_unigram(model, do_lower_case).to_str(pretty=True), encoding="utf-8")
     present = {name: tok for name, tok in SPECIAL.items() if tok in {p for p, _, _ in model.pieces}}
     config = {
         "tokenizer_class": "AlbertTokenizer",

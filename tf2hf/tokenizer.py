@@ -72,7 +72,9 @@ def write_wordpiece(
     shutil.copyfile(vocab_path, out_dir / "vocab.txt")
     present = {name: tok for name, tok in SPECIAL_TOKENS.items() if tok in set(tokens)}
     missing = [tok for name, tok in SPECIAL_TOKENS.items() if name not in present]
-    build_wordpiece(tokens, do_lower_case).save(str(out_dir / "tokenizer.json"))
+    # Written by Python, not Tokenizer.save: a full disk then raises OSError (ENOSPC), which
+    # becomes a clear message, instead of the library's untyped exception.
+    (out_dir / "tokenizer.json").write_text(build_wordpiece(tokens, do_lower_case).to_str(pretty=True), encoding="utf-8")
     config = {
         "tokenizer_class": "BertTokenizer",
         "do_lower_case": do_lower_case,

@@ -20,4 +20,12 @@ def save_bin(arrays: Mapping[str, np.ndarray], dtype: str, path: Path) -> None:
         if dtype == "bfloat16":
             tensor = tensor.view(torch.bfloat16)  # the array holds bfloat16 bit patterns
         state[key] = tensor
-    torch.save(state, path)
+    with open(path, "wb") as handle:
+        try:
+            torch.save(state, handle)
+        except RuntimeError as exc:
+            # torch reports a failed write (a full disk...) as RuntimeError; the OSError that
+            # caused it is its context. Raise that, so the caller can say what happened.
+            if isinstance(exc.__context__, OSError):
+                raise exc.__context__ from None
+            raise

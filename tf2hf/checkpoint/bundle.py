@@ -178,6 +178,13 @@ def _parse_shape(data: bytes) -> tuple[int, ...]:
         raise MalformedIndexError(
             f"a shape {list(dims)} has more than 2**40 elements, which no real tensor has"
         )
+    if math.prod(d for d in dims if d) > MAX_ELEMENTS:
+        # Empty, but numpy still refuses to build an array whose other sides multiply past
+        # its limits; no real tensor is shaped so.
+        raise MalformedIndexError(
+            f"an empty shape {list(dims)} has other sizes multiplying past 2**40, "
+            "which no real tensor has"
+        )
     return tuple(dims)
 
 

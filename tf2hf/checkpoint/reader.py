@@ -3,7 +3,9 @@
 :func:`open_checkpoint` parses only the ``.index`` file, so a conversion can be planned from
 names, dtypes and shapes even when the data shards are absent. :meth:`Checkpoint.read`
 memory-maps a data shard the first time one of its tensors is needed and touches only that
-tensor's bytes, so optimizer slots and other skipped variables are never read.
+tensor's bytes, so optimizer slots and other skipped variables are never read. When the array
+it returned is gone, its pages are dropped from the process (``MADV_DONTNEED``; they stay in the
+page cache), so reading a whole model tensor by tensor keeps one tensor resident, not the model.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ import math
 import mmap
 import os
 import threading
+import weakref
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
@@ -27,7 +30,7 @@ from tf2hf.checkpoint.bundle import (
     parse_entry,
     parse_header,
 )
-from tf2hf.checkpoint.resolve import resolve_prefix
+from tf2hf.checkpoint.resolve import _data_shards_of, resolve_prefix
 from tf2hf.checkpoint.sstable import MalformedIndexError, mask_crc, read_table
 from tf2hf.errors import (
     CheckpointFormatError,
@@ -170,6 +173,14 @@ class Checkpoint:
         available = len(mapped) if mapped is not None else 0
         end = info.offset + info.size
         if end > available:
+            if available >= self._stored_bytes(info.shard):
+                # The shard holds as many bytes as all its variables need: it is complete,
+                # and this entry's offset or size is what is wrong.
+                raise CheckpointFormatError(
+                    f"{self.index_path}: variable '{name}' is recorded at bytes {info.offset} "
+                    f"to {end} of {shard_path.name}, past the end of that shard ({available} "
+                    "bytes, enough for all its variables); the index is damaged, copy it again"
+                )
             raise ShortShardError(
                 f"{shard_path}: data shard is truncated ({available} bytes, but variable "
                 f"'{name}' needs bytes {info.offset} to {end}); copy the file again"
@@ -192,7 +203,17 @@ class Checkpoint:
                 f"bytes at offset {info.offset} does not match the index); "
                 "the file was damaged, copy it again"
             )
-        return _to_array(data, storage, info)
+        array = _to_array(data, storage, info)
+        if mapped is not None and info.size:
+            _drop_pages_after(array, mapped, info.offset, info.size)
+        return array
+
+    def _stored_bytes(self, shard: int) -> int:
+        """Bytes the index places in ``shard`` (unknown, so never reached, when partitioned
+        variables store slices there under keys of their own)."""
+        if self._partitioned:
+            return 1 << 63
+        return sum(v.size for v in self.variables.values() if v.shard == shard)
 
     def _shard_map(self, shard: int, name: str) -> mmap.mmap | None:
         """The read-only mapping of one shard, opened on first use (None for an empty file)."""
@@ -208,6 +229,17 @@ class Checkpoint:
                     )
             except FileNotFoundError:
                 count = len(self.shard_paths)
+                others = [
+                    p.name for p in _data_shards_of(self.prefix)
+                    if not p.name.endswith(f"-of-{count:05d}")
+                ]
+                if others:
+                    raise MissingShardError(
+                        f"{path}: data shard {shard + 1} of {count} is missing (it holds "
+                        f"variable '{name}'), but {others[0]} is there: the index and the data "
+                        "files come from different saves; copy the .index and .data-* files "
+                        "of one save together"
+                    ) from None
                 raise MissingShardError(
                     f"{path}: data shard {shard + 1} of {count} is missing (it holds variable "
                     f"'{name}'); copy every {self.prefix.name}.data-*-of-{count:05d} file "
@@ -288,8 +320,25 @@ def _parse_index(
                 f"variable '{name}' is in shard {entry.shard_id}, "
                 f"but the header says there are {header.num_shards}"
             )
+        else:
+            _check_size(name, entry, index_path)
         variables[name] = _tensor_info(name, entry)
     return header.num_shards, variables, partitioned
+
+
+def _check_size(name: str, entry: BundleEntry, index_path: Path) -> None:
+    """A numeric tensor's byte size follows from its shape: check it while parsing, so that a
+    garbled shape (say 10**12 elements) is refused before anything is sized from it."""
+    storage = _STORAGE_DTYPES.get(dtype_name(entry.dtype))
+    if storage is None:
+        return  # strings and other variable-width dtypes: checked when (if ever) read
+    expected = math.prod(entry.shape) * storage.itemsize
+    if entry.size != expected:
+        raise CheckpointFormatError(
+            f"{index_path}: variable '{name}' is recorded with {entry.size} bytes, but shape "
+            f"{list(entry.shape)} of {dtype_name(entry.dtype)} needs {expected}; "
+            "the index is corrupt, copy it again"
+        )
 
 
 def _tensor_info(name: str, entry: BundleEntry) -> TensorInfo:
@@ -319,6 +368,35 @@ def _to_array(data: memoryview, storage: np.dtype, info: TensorInfo) -> np.ndarr
     if not view.flags.aligned:
         return view.copy()
     return view
+
+
+def _drop_pages(mapped: mmap.mmap, offset: int, size: int) -> None:
+    """Unmap the pages of ``offset:offset+size`` from this process; the file's data stays in
+    the page cache and is mapped again on the next access, so views still alive (a neighbour
+    sharing an edge page) read the same bytes."""
+    start = offset - offset % mmap.PAGESIZE
+    try:
+        mapped.madvise(mmap.MADV_DONTNEED, start, offset + size - start)
+    except (ValueError, OSError):
+        pass  # the shard was closed meanwhile, or the system refuses: only memory is at stake
+
+
+def _drop_pages_after(array: np.ndarray, mapped: mmap.mmap, offset: int, size: int) -> None:
+    """Drop the tensor's pages once ``array`` (and every view of it) is gone, or now when it
+    is a copy. Measured on BERT-base + Adam slots, this keeps peak RSS at one tensor for the
+    cost of a page fault per 4 KiB read (as fast as mapping each tensor on its own, and
+    faster than ``pread`` into a fresh buffer, which copies every byte once more)."""
+    if not hasattr(mmap, "MADV_DONTNEED"):
+        return  # no madvise here (Windows): pages stay mapped until the shard is closed
+    if array.flags.owndata:
+        _drop_pages(mapped, offset, size)
+        return
+    # numpy points every view (reshape, .T, slices) at the array that wraps the buffer, not at
+    # the array it was made from: that one lives exactly as long as some view of the tensor.
+    root = array
+    while isinstance(root.base, np.ndarray):
+        root = root.base
+    weakref.finalize(root, _drop_pages, mapped, offset, size).atexit = False
 
 
 def _index_of(prefix: Path) -> Path:
