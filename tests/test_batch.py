@@ -353,6 +353,24 @@ def test_a_dead_worker_fails_only_its_entry(tmp_path, context):
     assert results["bad"]["status"] == "failed" and results["bad"]["reason"] == "internal error: RuntimeError: this job is broken"
 
 
+def wait_for_group_to_end(pgid: int, limit: float = 30.0) -> None:
+    """Wait until no live process (zombies do not count) of process group ``pgid`` remains."""
+    deadline = time.monotonic() + limit
+    while time.monotonic() < deadline:
+        alive = False
+        for stat in Path("/proc").glob("[0-9]*/stat"):
+            try:
+                fields = stat.read_text().rsplit(")", 1)[1].split()
+            except (OSError, IndexError):
+                continue
+            if int(fields[2]) == pgid and fields[0] != "Z":  # fields: state, ppid, pgrp, ...
+                alive = True
+                break
+        if not alive:
+            return
+        time.sleep(0.05)
+
+
 @pytest.mark.slow
 def test_killed_run_resumes_with_exactly_what_is_missing(tmp_path):
     root = tmp_path / "zoo"
@@ -360,7 +378,7 @@ def test_killed_run_resumes_with_exactly_what_is_missing(tmp_path):
     out = tmp_path / "out"
     command = [sys.executable, "-m", "tf2hf", "batch", str(root), "--out", str(out), "--workers", "2"]
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    first = subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    first = subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
     try:
         while first.poll() is None and not completed(out):
             time.sleep(0.01)
@@ -368,6 +386,8 @@ def test_killed_run_resumes_with_exactly_what_is_missing(tmp_path):
     finally:
         first.wait()
     assert first.returncode == -signal.SIGKILL
+    # Its workers die with it, but a moment later: one may still rename its output into place.
+    wait_for_group_to_end(first.pid)
     done = completed(out)
     assert done and done < set(good)
     # Whatever is visible is complete: every file outside staging folders is in a finished output.

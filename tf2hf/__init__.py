@@ -30,7 +30,8 @@ def convert(family: str, *, tf: str, out: str | None = None, **options: Any) -> 
 
 
 def convert_many(entries: Any, out_root: Any, *, workers: int | None = None, **options: Any) -> "Iterator[EntryResult]":
-    """Convert many checkpoints in parallel processes, yielding a result per entry as each
+    """Convert many checkpoints in parallel processes (or as tasks on a Dask cluster:
+    ``executor="dask"``, ``scheduler=`` or ``client=``), yielding a result per entry as each
     completes; see :func:`tf2hf.batch.convert_many`."""
     from tf2hf.batch import convert_many as _convert_many
 

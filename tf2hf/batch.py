@@ -25,7 +25,8 @@ foreign        no marker: not written by a batch             failed, unless ``fo
 Execution goes through an :class:`Executor`: ``submit(key, payload)`` then iterate
 ``events()`` (``Started``, ``Progress``, ``Finished`` with the result dict). The local one runs a
 process pool; a crashed worker process fails only the entry it was converting (the others are
-resubmitted, and the suspects rerun alone to find the culprit).
+resubmitted, and the suspects rerun alone to find the culprit). :mod:`tf2hf.dask_executor` runs
+the same jobs as tasks on a Dask cluster.
 """
 
 from __future__ import annotations
@@ -42,6 +43,7 @@ from abc import ABC, abstractmethod
 from collections import Counter, deque
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator
@@ -172,11 +174,27 @@ def set_progress_sink(sink: Callable[[tuple], None] | None) -> None:
     _SINK = sink
 
 
+_LOCAL = threading.local()
+
+
+@contextmanager
+def progress_sink(sink: Callable[[tuple], None]) -> Iterator[None]:
+    """Send this thread's progress messages to ``sink`` while the block runs (for executors
+    whose workers run several jobs at once, each reporting to its own batch)."""
+    previous = getattr(_LOCAL, "sink", None)
+    _LOCAL.sink = sink
+    try:
+        yield
+    finally:
+        _LOCAL.sink = previous
+
+
 def _emit(message: tuple) -> None:
-    if _SINK is None:
+    sink = getattr(_LOCAL, "sink", None) or _SINK
+    if sink is None:
         return
     try:
-        _SINK(message)
+        sink(message)
     except Exception:  # the display is best-effort: never fail a conversion for it
         pass
 
@@ -199,7 +217,11 @@ def fingerprint(files: Iterable[Path], options: dict[str, Any]) -> tuple[str, di
         if normal[key] is not None:
             path = Path(normal[key])
             normal[key] = _sha256(path) if path.is_file() else f"missing: {path}"
+    # An option left out means its default: a run from Python (None) and one from the CLI (the
+    # default spelt out) must agree on what is up to date.
     normal["family"] = normal["family"] or "auto"
+    normal["dtype"] = normal["dtype"] or "float32"
+    normal["format"] = normal["format"] or "safetensors"
     blob = json.dumps({"files": hashes, "options": normal}, sort_keys=True).encode("utf-8")
     return hashlib.sha256(blob).hexdigest(), hashes
 
@@ -608,7 +630,9 @@ def convert_many(
     workers: int | None = None,
     force: bool = False,
     verify: bool = True,
-    executor: Executor | None = None,
+    executor: Executor | str | None = None,
+    scheduler: str | None = None,
+    client: Any = None,
     on_event: Callable[[Event], None] | None = None,
     **options: Any,
 ) -> Iterator[EntryResult]:
@@ -623,10 +647,20 @@ def convert_many(
     Outputs up to date with their sources are skipped; ``force`` replaces outputs made from
     other sources or not made by a batch. ``on_event`` receives the :class:`Started` and
     :class:`Progress` events (for a display).
+
+    ``executor``: ``"local"`` (a process pool, the default), ``"dask"`` (one task per entry on
+    the Dask scheduler at ``scheduler``, e.g. ``"tcp://host:8786"``, on the cluster of an
+    existing ``dask.distributed.Client`` passed as ``client``, or on a ``LocalCluster`` of
+    ``workers`` processes when neither is given), or an :class:`Executor` instance.
     """
     unknown = sorted(set(options) - set(OPTION_KEYS))
     if unknown:
         raise TypeError(f"convert_many() got unknown option(s) {', '.join(unknown)}; options are {', '.join(OPTION_KEYS)}")
+    kind = executor_kind(executor, scheduler, client)
+    if kind == "dask" and client is None:
+        from tf2hf.dask_executor import require_distributed
+
+        require_distributed()
     root = Path(os.path.abspath(Path(out_root).expanduser()))
     items = [_as_entry(item) for item in entries]
     seen: dict[str, str] = {}
@@ -654,9 +688,15 @@ def convert_many(
     if not payloads:
         return
     notes = {p["key"]: p.pop("note") for p in payloads}
-    own = executor is None
+    own = not isinstance(executor, Executor)
     if own:
-        executor = LocalExecutor(min(workers or os.cpu_count() or 1, len(payloads)), preload=PRELOAD_VERIFY if verify else PRELOAD)
+        count = min(workers or os.cpu_count() or 1, len(payloads))
+        if kind == "dask":
+            from tf2hf.dask_executor import DaskExecutor
+
+            executor = DaskExecutor(scheduler, client=client, workers=count)
+        else:
+            executor = LocalExecutor(count, preload=PRELOAD_VERIFY if verify else PRELOAD)
     try:
         for payload in payloads:
             executor.submit(payload["key"], payload)
@@ -673,11 +713,31 @@ def convert_many(
             executor.close()
 
 
+def executor_kind(executor: Executor | str | None, scheduler: str | None, client: Any) -> str:
+    """``local``, ``dask`` or ``custom`` (an :class:`Executor` instance); a scheduler or a
+    client alone means ``dask``."""
+    if isinstance(executor, Executor):
+        if scheduler is not None or client is not None:
+            raise TypeError("pass scheduler= or client= with executor='dask', not with an Executor instance")
+        return "custom"
+    kind = executor or ("dask" if scheduler is not None or client is not None else "local")
+    if kind not in ("local", "dask"):
+        raise ValueError(f"executor must be 'local', 'dask' or an Executor instance, not {executor!r}")
+    if kind == "local" and (scheduler is not None or client is not None):
+        raise TypeError("scheduler= and client= are for executor='dask'; the local executor has no scheduler")
+    if scheduler is not None and client is not None:
+        raise TypeError("pass either scheduler= or client=, not both: the client is already connected to its scheduler")
+    return kind
+
+
 def run_batch(
     entries: list[ZooEntry],
     out_root: str | os.PathLike,
     *,
     workers: int | None = None,
+    executor: str = "local",
+    scheduler: str | None = None,
+    client: Any = None,
     force: bool = False,
     verify: bool = True,
     on_event: Callable[[Event], None] | None = None,
@@ -686,14 +746,30 @@ def run_batch(
     manifest: str | None = None,
     **options: Any,
 ) -> BatchReport:
-    """Run :func:`convert_many` to the end and collect a :class:`BatchReport` (sorted by key)."""
+    """Run :func:`convert_many` to the end and collect a :class:`BatchReport` (sorted by key).
+
+    ``executor`` is ``"local"`` or ``"dask"`` (see :func:`convert_many`); the report's worker
+    count is then that of the Dask cluster.
+    """
     started = time.perf_counter()
     count = workers or os.cpu_count() or 1
     results = []
-    for result in convert_many(entries, out_root, workers=count, force=force, verify=verify, on_event=on_event, **options):
-        results.append(result)
-        if on_result is not None:
-            on_result(result)
+    runner: Executor | str = executor
+    if executor_kind(executor, scheduler, client) == "dask" and any(e.status is None for e in entries):
+        from tf2hf.dask_executor import DaskExecutor
+
+        # Made here, not by convert_many, so that the report can say how many workers ran.
+        runner = DaskExecutor(scheduler, client=client, workers=min(count, sum(e.status is None for e in entries)))
+        count = runner.workers
+    cluster = {} if isinstance(runner, Executor) else {"scheduler": scheduler, "client": client}
+    try:
+        for result in convert_many(entries, out_root, workers=count, executor=runner, force=force, verify=verify, on_event=on_event, **cluster, **options):
+            results.append(result)
+            if on_result is not None:
+                on_result(result)
+    finally:
+        if isinstance(runner, Executor):
+            runner.close()
     return BatchReport(
         out_root=str(Path(os.path.abspath(Path(out_root).expanduser()))),
         entries=sorted(results, key=lambda r: r.key),

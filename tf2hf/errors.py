@@ -97,3 +97,8 @@ class ZooError(Tf2hfError):
 
 class ManifestError(ZooError):
     """A batch manifest is unreadable or has an invalid entry."""
+
+
+class ClusterError(Tf2hfError):
+    """The Dask cluster of a batch cannot be used: Dask is not installed, the scheduler cannot be
+    reached or has no workers, or a worker does not see the zoo and the output root."""
