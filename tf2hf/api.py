@@ -7,6 +7,7 @@
 from __future__ import annotations
 
 import json
+import os
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -20,7 +21,7 @@ from tf2hf.model_card import write_model_card
 from tf2hf.output import Staging, output_error
 from tf2hf.plan import Plan, make_plan
 from tf2hf.registry import select
-from tf2hf.sources import find_beside, load_config, sha256
+from tf2hf.sources import BackgroundHashes, find_beside, load_config
 from tf2hf.table import Family
 from tf2hf.vocab import infer_lowercase, read_vocab
 
@@ -120,11 +121,21 @@ def _check_shards(ckpt, plan: Plan) -> None:
                 ckpt.read(name)  # raises the reader's own error naming the shard and what to do
 
 
+def _refuse_replacing_inputs(dest: Path, inputs: list[Path]) -> None:
+    """--force replaces the whole destination folder: never one that holds an input."""
+    target = Path(os.path.realpath(dest))
+    for path in inputs:
+        real = Path(os.path.realpath(path))
+        if real == target or target in real.parents:
+            raise OutputError(f"{os.path.abspath(dest)}: holds {path}, which this conversion reads; choose another --out")
+
+
 def hf_config_for(plan: Plan, options: dict) -> dict:
     """config.json: the family's translation plus what every transformers config needs."""
     config = plan.family.hf_config(plan.tf_config, plan.dims, options)
     config.update(plan.target.config)
-    heads = plan.tf_config.get("num_attention_heads")
+    # A family may derive the head count (ELECTRA's generator, TF2's 3-D kernels); else the config's.
+    heads = config.get("num_attention_heads", plan.tf_config.get("num_attention_heads"))
     if not isinstance(heads, int) or heads <= 0:
         raise ConfigError(f"{options['config_label']}: num_attention_heads is missing or not a positive integer; fix the config")
     if config["hidden_size"] % heads:
@@ -154,11 +165,18 @@ def _write_model(plan: Plan, read, path: Path, fmt: str, dtype: str, progress: P
         from tf2hf.safetensors_stream import SafetensorsStreamWriter
 
         writer = SafetensorsStreamWriter(path, [(t.key, t.shape) for t in plan.tensors], dtype, {"format": "pt"})
+
+        def pieces(key: str):
+            # Read, transform and cast piece by piece straight into the file: a copied tensor
+            # goes from the checkpoint's mapping to the file; a transposed one through a few MiB.
+            tensor = by_key[key]
+            sources = [read(s) for s in tensor.sources]
+            for piece in transforms.stream(transforms.get(tensor.op), sources, tensor.shape):
+                yield cast(piece, dtype)
+
         try:
             for key in writer.order:
-                data = produce(key)
-                writer.write(key, data)
-                done += data.nbytes
+                done += writer.write_chunks(key, pieces(key))
                 if progress:
                     progress(done, total, key)
         except BaseException:
@@ -193,18 +211,23 @@ def convert(
     dry_run: bool = False,
     verify: bool = True,
     target: str | None = None,
+    tower: str | None = None,
     progress: Progress | None = None,
+    before_commit: Callable[[Path, ConversionResult], None] | None = None,
 ) -> ConversionResult:
     """Convert one TF checkpoint into a transformers folder at ``out``.
 
     ``family``: a family name (``tf2hf architectures`` lists them) or ``"auto"``; ``target``
     chooses between output layouts where a family offers several (brightmart ALBERT:
-    ``"albert"``, the default, or ``"bert"``). ``tf``: the
+    ``"albert"``, the default, or ``"bert"``); ``tower`` names the model of a checkpoint that
+    holds several (ELECTRA: ``"discriminator"`` or ``"generator"``). ``tf``: the
     checkpoint folder, prefix, or any of its files. ``config``/``vocab`` are looked up beside
     the checkpoint when not given. ``gelu``: ``"erf"`` or ``"tanh"`` for configs that say
     ``"gelu"`` (default: the family's). ``lowercase``: override the inferred ``do_lower_case``.
     ``dry_run`` plans and returns without writing anything. ``verify`` (default) runs the
     converted model against a NumPy run of the source graph and fails above tolerance.
+    ``before_commit(staging_folder, result)`` runs when the folder is complete, just before it
+    is renamed into place: files it writes there become part of the output, atomically.
     """
     started = time.perf_counter()
     if format not in FORMATS:
@@ -218,7 +241,9 @@ def convert(
 
     with open_checkpoint(tf) as ckpt:
         source = str(ckpt.prefix)
-        fam = select(family, ckpt.variables, target, source)
+        if tower is not None and target is not None:
+            raise Tf2hfError(f"{source}: pass either --tower or --target, not both")
+        fam = select(family, ckpt.variables, tower if tower is not None else target, source)
         warnings: list[str] = []
         config_path = _find_config(fam, ckpt.prefix.parent, config)
         tf_config = load_config(config_path)
@@ -259,7 +284,10 @@ def convert(
 
         _check_shards(ckpt, plan)
         dest = Path(out)
+        _refuse_replacing_inputs(dest, [*ckpt.files, config_path, *([vocab_path] if vocab_path else [])])
         with Staging(dest, force=force) as staging:
+            # The model card's sha256 of every source file is computed beside the conversion.
+            hashes = BackgroundHashes([p for p in ckpt.files if p.exists()] + [Path(p) for p in (config_path, vocab_path) if p is not None])
             try:
                 model_file = staging.path / ("model.safetensors" if format == "safetensors" else "pytorch_model.bin")
                 result.output_bytes = _write_model(plan, ckpt.read, model_file, format, dtype, progress)
@@ -283,14 +311,14 @@ def convert(
                             f"{source}: the converted model differs from the TF graph by {check.max_abs_diff[worst]:.3g} in {worst} "
                             f"(tolerance {check.tolerance:.3g}); nothing was written. If the model was trained with the other GELU formula, try --gelu {'tanh' if options['gelu'] == 'erf' else 'erf'}"
                         )
-                sources = [(str(p), sha256(p)) for p in ckpt.files if p.exists()]
-                for extra in (config_path, vocab_path):
-                    if extra is not None:
-                        sources.append((str(extra), sha256(Path(extra))))
-                write_model_card(staging.path / "README.md", result, sources, __version__)
+                write_model_card(staging.path / "README.md", result, hashes.result(), __version__)
+                if before_commit is not None:
+                    before_commit(staging.path, result)
                 result.files = sorted(p.name for p in staging.path.iterdir())
             except OSError as exc:
                 raise output_error(dest, exc) from None
+            finally:
+                hashes.cancel()  # a no-op once finished; stops the reading when this failed
             staging.commit()
         result.seconds = time.perf_counter() - started
         return result

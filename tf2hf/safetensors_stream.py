@@ -13,7 +13,7 @@ import json
 import os
 import struct
 from pathlib import Path
-from typing import BinaryIO, Mapping, Sequence
+from typing import BinaryIO, Iterable, Mapping, Sequence
 
 import numpy as np
 
@@ -54,6 +54,25 @@ class SafetensorsStreamWriter:
             raise ValueError(f"{key}: expected shape {list(shape)} ({self._sizes[key]} bytes), got {list(data.shape)} ({data.nbytes} bytes)")
         self._file.write(memoryview(np.ascontiguousarray(data)).cast("B"))
         self._next += 1
+
+    def write_chunks(self, key: str, pieces: Iterable[np.ndarray]) -> int:
+        """Write the next tensor from consecutive pieces of its bytes (e.g. blocks of rows of a
+        transpose), so it never has to exist whole in memory; return its size in bytes."""
+        expected_key, shape = self._order[self._next]
+        if key != expected_key:
+            raise ValueError(f"tensors must be written in key order: expected {expected_key}, got {key}")
+        size = self._sizes[key]
+        written = 0
+        for piece in pieces:
+            view = memoryview(np.ascontiguousarray(piece)).cast("B")
+            if written + view.nbytes > size:
+                raise ValueError(f"{key}: more than the {size} bytes of shape {list(shape)} were produced")
+            self._file.write(view)
+            written += view.nbytes
+        if written != size:
+            raise ValueError(f"{key}: {written} bytes were produced, but shape {list(shape)} needs {size}")
+        self._next += 1
+        return size
 
     def close(self) -> None:
         """Finish the file; it is complete only if every tensor was written."""

@@ -34,8 +34,10 @@ from tf2hf.references.common import (
     layer_norm_from,
     mlm_transform,
     param,
+    param_rows,
     post_ln_block,
     require,
+    times_table_t,
 )
 
 SUPPORTED_HEADS = frozenset({"pooler", "mlm", "sop", "classifier", "squad"})
@@ -72,7 +74,7 @@ def group_layout(get: Getter) -> tuple[int, int]:
 
 def embed(get: Getter, inputs: dict[str, np.ndarray]) -> np.ndarray:
     """Embedding output ``[B, S, E]`` (before the E -> H projection)."""
-    words = param(get, "bert/embeddings/word_embeddings")[np.asarray(inputs["input_ids"])]
+    words = param_rows(get, "bert/embeddings/word_embeddings", inputs["input_ids"])
     summed = add_position_and_type(get, words, inputs["token_type_ids"])
     return layer_norm_from(get, "bert/embeddings/LayerNorm", summed)
 
@@ -102,8 +104,8 @@ def mlm_logits(
 ) -> np.ndarray:
     """MLM logits ``[B*K, V]``: transform H -> E, decode with the word embeddings ``[V, E]``."""
     hidden = mlm_transform(get, sequence_output, positions, act)
-    words = param(get, "bert/embeddings/word_embeddings")
-    return hidden @ words.T + param(get, "cls/predictions/output_bias")
+    logits = times_table_t(hidden, get, "bert/embeddings/word_embeddings")
+    return logits + param(get, "cls/predictions/output_bias")
 
 
 def forward(

@@ -30,8 +30,10 @@ from tf2hf.references.common import (
     layer_norm_from,
     mlm_transform,
     param,
+    param_rows,
     post_ln_block,
     require,
+    times_table_t,
 )
 
 SUPPORTED_HEADS = frozenset({"pooler", "mlm", "nsp", "classifier", "squad"})
@@ -50,7 +52,7 @@ def check_layer_norm_type(config: dict[str, Any]) -> None:
 
 def embed(get: Getter, inputs: dict[str, np.ndarray]) -> np.ndarray:
     """Embedding output ``[B, S, H]``: projected words plus type and position, layer-normed."""
-    words = param(get, "bert/embeddings/word_embeddings")[np.asarray(inputs["input_ids"])]
+    words = param_rows(get, "bert/embeddings/word_embeddings", inputs["input_ids"])
     projected = words @ param(get, "bert/embeddings/word_embeddings_2")
     summed = add_position_and_type(get, projected, inputs["token_type_ids"])
     return layer_norm_from(get, "bert/embeddings/LayerNorm", summed)
@@ -75,8 +77,8 @@ def mlm_logits(
     """MLM logits ``[B*K, V]`` = ``x · (W_word · W_2)ᵀ + output_bias``."""
     hidden = mlm_transform(get, sequence_output, positions, act)
     back_to_e = hidden @ param(get, "bert/embeddings/word_embeddings_2").T
-    words = param(get, "bert/embeddings/word_embeddings")
-    return back_to_e @ words.T + param(get, "cls/predictions/output_bias")
+    logits = times_table_t(back_to_e, get, "bert/embeddings/word_embeddings")
+    return logits + param(get, "cls/predictions/output_bias")
 
 
 def forward(
