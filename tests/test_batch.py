@@ -104,13 +104,22 @@ def partial_leftovers(root: Path) -> list[Path]:
 
 
 def completed(out: Path) -> set[str]:
-    """Output names with a marker, outside staging (hidden) folders."""
-    found = set()
-    for marker in out.glob(f"**/{MARKER}"):
-        rel = marker.parent.relative_to(out)
-        if not any(part.startswith(".") for part in rel.parts):
-            found.add(str(rel))
-    return found
+    """Output names with a marker, outside staging (hidden) folders.
+
+    A running batch renames staging folders while this walks the tree; a folder that vanishes
+    mid-walk just means the walk is taken again.
+    """
+    for _attempt in range(100):
+        try:
+            found = set()
+            for marker in out.glob(f"**/{MARKER}"):
+                rel = marker.parent.relative_to(out)
+                if not any(part.startswith(".") for part in rel.parts):
+                    found.add(str(rel))
+            return found
+        except FileNotFoundError:
+            continue
+    raise AssertionError(f"{out} kept changing under the walk")
 
 
 def batch(*args) -> object:
