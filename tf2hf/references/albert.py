@@ -22,6 +22,8 @@ from typing import Any
 
 import numpy as np
 
+# The MLM head has BERT's names and graph (its transform maps H -> E, decoding with the [V, E] table).
+from tf2hf.references.bert import mlm_logits
 from tf2hf.references.common import (
     Getter,
     activation,
@@ -32,12 +34,9 @@ from tf2hf.references.common import (
     count_indexed,
     dense_from,
     layer_norm_from,
-    mlm_transform,
-    param,
     param_rows,
     post_ln_block,
     require,
-    times_table_t,
 )
 
 SUPPORTED_HEADS = frozenset({"pooler", "mlm", "sop", "classifier", "squad"})
@@ -97,15 +96,6 @@ def encode(
             scope = f"{TRANSFORMER}/group_{group}/inner_group_{j}"
             x = post_ln_block(get, scope, BLOCK_NAMES, x, bias, num_heads, act)
     return x
-
-
-def mlm_logits(
-    get: Getter, sequence_output: np.ndarray, positions: np.ndarray, act
-) -> np.ndarray:
-    """MLM logits ``[B*K, V]``: transform H -> E, decode with the word embeddings ``[V, E]``."""
-    hidden = mlm_transform(get, sequence_output, positions, act)
-    logits = times_table_t(hidden, get, "bert/embeddings/word_embeddings")
-    return logits + param(get, "cls/predictions/output_bias")
 
 
 def forward(
