@@ -299,7 +299,7 @@ def ensure_floor_file(kind: str, checkpoint: Path, size: int) -> Path:
 
 
 def largest_tensor(checkpoint: Path) -> int:
-    from tf2hf.checkpoint import open_checkpoint
+    from tf2hf.tfckpt import open_checkpoint
 
     with open_checkpoint(checkpoint) as ckpt:
         return max(info.size for info in ckpt.variables.values())

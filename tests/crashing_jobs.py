@@ -30,7 +30,7 @@ def die_while_writing(payload: dict, *, key: str, flag: str, always: bool = Fals
     import json
     from pathlib import Path
 
-    from tf2hf.batch import progress_sink, run_entry
+    from tf2hf.batch.core import progress_sink, run_entry
 
     if payload["key"] != key or (Path(flag).exists() and not always):
         return run_entry(payload)
@@ -48,7 +48,7 @@ def die_while_writing(payload: dict, *, key: str, flag: str, always: bool = Fals
 
 def start_then_sleep(payload: dict) -> dict:
     """Say the entry started, then take a second over it."""
-    from tf2hf.batch import _emit
+    from tf2hf.batch.core import _emit
 
     _emit(("start", payload["key"]))
     time.sleep(1.0)

@@ -13,10 +13,10 @@ from support import fixture, shared
 from test_convert_bert import assert_matches_tf, run_converted
 from tf2hf import convert
 from tf2hf.api import hf_config_for
-from tf2hf.checkpoint import open_checkpoint
+from tf2hf.tfckpt import open_checkpoint
 from tf2hf.errors import FamilyError, UnsupportedModelError
-from tf2hf.plan import make_plan
-from tf2hf.registry import get_family, select
+from tf2hf.engine.plan import make_plan
+from tf2hf.engine.registry import get_family, select
 from tf2hf.sources import find_beside
 
 torch = pytest.importorskip("torch")
@@ -256,8 +256,8 @@ def test_three_dimensional_ffn_kernels_are_refused(albert_vars):
 
 
 def test_real_chinese_vocab_gives_a_working_autotokenizer_for_albert(tmp_path):
-    from tf2hf.tokenizer import write_wordpiece
-    from tf2hf.vocab import read_vocab
+    from tf2hf.output.tokenizer import write_wordpiece
+    from tf2hf.output.vocab import read_vocab
 
     vocab_path = shared("real-index", "jadepeng-albert_tiny_zh", "vocab.txt")
     tokens = read_vocab(vocab_path)

@@ -25,15 +25,15 @@ from typer.testing import CliRunner
 
 from support import fixture, shared
 from test_checkpoint_reader import _entry, _header, _table
-from tf2hf.checkpoint import open_checkpoint
-from tf2hf.checkpoint.bundle import parse_entry
-from tf2hf.checkpoint.sstable import read_table
+from tf2hf.tfckpt import open_checkpoint
+from tf2hf.tfckpt.bundle import parse_entry
+from tf2hf.tfckpt.sstable import read_table
 from tf2hf.cli import app
-import tf2hf.registry
-from tf2hf.registry import families, group_names
+import tf2hf.engine.registry
+from tf2hf.engine.registry import families, group_names
 from tf2hf.sources import MAX_CONFIG_BYTES
-from tf2hf.spiece import MAX_MODEL_BYTES
-from tf2hf.vocab import MAX_VOCAB_BYTES
+from tf2hf.output.spiece import MAX_MODEL_BYTES
+from tf2hf.output.vocab import MAX_VOCAB_BYTES
 
 runner = CliRunner()
 
@@ -408,8 +408,8 @@ def test_bad_input(case: Case, tmp_path):
 
 def test_tf2_checkpoint_without_any_tf2_family_is_not_supported_yet(tmp_path, monkeypatch):
     """Without a family that reads TF2 names, any TF2 checkpoint gets the "not yet" message."""
-    tf1_only = {name: f for name, f in families().items() if not tf2hf.registry.normalise(f, "x/.ATTRIBUTES/VARIABLE_VALUE")[1]}
-    monkeypatch.setattr(tf2hf.registry, "families", lambda: tf1_only)
+    tf1_only = {name: f for name, f in families().items() if not tf2hf.engine.registry.normalise(f, "x/.ATTRIBUTES/VARIABLE_VALUE")[1]}
+    monkeypatch.setattr(tf2hf.engine.registry, "families", lambda: tf1_only)
     names = tf2_object_based(tmp_path)
     result = runner.invoke(app, ["convert", "auto", "--tf", str(names["src"]), "--out", str(tmp_path / "m")])
     assert result.exit_code == 1

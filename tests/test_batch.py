@@ -23,11 +23,11 @@ from typer.testing import CliRunner
 
 import tf2hf
 from support import ROOT, SHARED, fixture
-from tf2hf.batch import MARKER, LocalExecutor, Finished, convert_many
-from tf2hf.checkpoint import open_checkpoint
+from tf2hf.batch.core import MARKER, LocalExecutor, Finished, convert_many
+from tf2hf.tfckpt import open_checkpoint
 from tf2hf.cli import app
 from tf2hf.errors import ManifestError
-from tf2hf.zoo import discover, load_manifest
+from tf2hf.batch.zoo import discover, load_manifest
 
 runner = CliRunner()
 

@@ -18,7 +18,7 @@ import crc32c
 import numpy as np
 import pytest
 
-from tf2hf.checkpoint import Checkpoint, TensorInfo, open_checkpoint
+from tf2hf.tfckpt import Checkpoint, TensorInfo, open_checkpoint
 from tf2hf.errors import (
     CheckpointFormatError,
     CrcMismatchError,
@@ -768,7 +768,7 @@ def test_unknown_dtype_is_listed_and_refused_on_read(tmp_path):
 
 def test_reader_imports_no_heavy_framework():
     code = (
-        "import sys, tf2hf.checkpoint\n"
+        "import sys, tf2hf.tfckpt\n"
         "heavy = {'tensorflow', 'torch', 'transformers'} & set(sys.modules)\n"
         "assert not heavy, heavy\n"
     )

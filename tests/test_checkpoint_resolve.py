@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from tf2hf.checkpoint import resolve_prefix
+from tf2hf.tfckpt import resolve_prefix
 from tf2hf.errors import (
     AmbiguousCheckpointError,
     CheckpointFormatError,

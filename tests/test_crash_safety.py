@@ -29,15 +29,15 @@ import pytest
 from typer.testing import CliRunner
 
 import tf2hf.api
-import tf2hf.output
+import tf2hf.output.staging
 from support import ROOT, fixture
 from test_honest_verification import _edit_rules, copy_instead_of_transpose
 from tf2hf import convert
-from tf2hf.checkpoint import open_checkpoint
+from tf2hf.tfckpt import open_checkpoint
 from tf2hf.cli import app
 from tf2hf.errors import OutputError, VerificationError
-from tf2hf.output import OLD, PARTIAL, clean_leftovers
-from tf2hf.registry import families
+from tf2hf.output.staging import OLD, PARTIAL, clean_leftovers
+from tf2hf.engine.registry import families
 
 runner = CliRunner()
 
@@ -241,7 +241,7 @@ def test_force_replaces_the_folder_in_one_step(tmp_path):
 
 def test_force_without_an_atomic_swap_renames_aside_and_cleans_up(tmp_path, monkeypatch):
     """Where renameat2 is missing the previous version is renamed aside, then removed."""
-    monkeypatch.setattr(tf2hf.output, "_renameat2", lambda *args: False)
+    monkeypatch.setattr(tf2hf.output.staging, "_renameat2", lambda *args: False)
     dest = tmp_path / "out"
     previous_version(dest)
     convert("bert", tf=fixture("bert_pretrain"), out=dest, gelu="tanh", force=True, verify=False)

@@ -20,9 +20,9 @@ import tf2hf
 from crashing_jobs import die_while_writing
 from support import fixture
 from test_batch import CORRUPT, NONBERT, architectures, batch, build_zoo, copy_fixture, partial_leftovers
-from tf2hf.batch import Progress, Started, convert_many
+from tf2hf.batch.core import Progress, Started, convert_many
 from tf2hf.errors import ClusterError
-from tf2hf.zoo import discover
+from tf2hf.batch.zoo import discover
 
 MISSING_DASK = "the dask executor needs Dask's distributed scheduler, which is not installed; pip install 'tf2hf[cluster]'"
 
@@ -32,7 +32,7 @@ def cluster():
     pytest.importorskip("distributed")
     from distributed import Client
 
-    from tf2hf.dask_executor import local_cluster
+    from tf2hf.batch.dask_executor import local_cluster
 
     with local_cluster(2, allowed_failures=1) as local, Client(local, set_as_default=False) as client:
         yield local.scheduler_address, client
@@ -108,7 +108,7 @@ def test_python_api_takes_a_client_and_feeds_live_progress(cluster, tmp_path):
 
 
 def test_worker_killed_while_writing_is_retried(cluster, tmp_path):
-    from tf2hf.dask_executor import DaskExecutor
+    from tf2hf.batch.dask_executor import DaskExecutor
 
     _address, client = cluster
     root = tmp_path / "zoo"
@@ -130,7 +130,7 @@ def test_worker_killed_while_writing_is_retried(cluster, tmp_path):
 
 
 def test_entry_whose_workers_keep_dying_is_reported_failed_and_rerun_converts_it(cluster, tmp_path):
-    from tf2hf.dask_executor import DaskExecutor
+    from tf2hf.batch.dask_executor import DaskExecutor
 
     address, client = cluster
     root = tmp_path / "zoo"
@@ -159,7 +159,7 @@ def test_entry_whose_workers_keep_dying_is_reported_failed_and_rerun_converts_it
 
 
 def test_paths_workers_do_not_see_fail_their_entry_with_the_reason(cluster, tmp_path, monkeypatch):
-    import tf2hf.dask_executor as dask_executor
+    import tf2hf.batch.dask_executor as dask_executor
 
     _address, client = cluster
     gone = tmp_path / "only-here" / "model.ckpt-1"
@@ -186,7 +186,7 @@ def test_unreachable_scheduler_and_a_cluster_without_workers(tmp_path):
     pytest.importorskip("distributed")
     from distributed import LocalCluster
 
-    from tf2hf.dask_executor import DaskExecutor
+    from tf2hf.batch.dask_executor import DaskExecutor
 
     with socket.socket() as sock:  # a port nobody listens on
         sock.bind(("127.0.0.1", 0))
@@ -208,8 +208,8 @@ def test_entries_fail_when_every_worker_leaves(tmp_path):
     from crashing_jobs import start_then_sleep
     from distributed import LocalCluster
 
-    from tf2hf.batch import Finished
-    from tf2hf.dask_executor import DaskExecutor
+    from tf2hf.batch.core import Finished
+    from tf2hf.batch.dask_executor import DaskExecutor
 
     local = LocalCluster(n_workers=1, threads_per_worker=1, processes=False, dashboard_address=None,
                          scheduler_kwargs={"dashboard_address": "127.0.0.1:0"})

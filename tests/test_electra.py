@@ -18,12 +18,12 @@ from typer.testing import CliRunner
 from support import fixture
 from tf2hf import convert
 from tf2hf.api import hf_config_for
-from tf2hf.checkpoint import open_checkpoint
+from tf2hf.tfckpt import open_checkpoint
 from tf2hf.cli import app
 from tf2hf.errors import ConfigError, FamilyError, UnsupportedModelError
-from tf2hf.plan import make_plan
-from tf2hf.references import electra as reference
-from tf2hf.registry import get_family, select
+from tf2hf.engine.plan import make_plan
+from tf2hf.verify.references import electra as reference
+from tf2hf.engine.registry import get_family, select
 
 torch = pytest.importorskip("torch")
 transformers = pytest.importorskip("transformers")

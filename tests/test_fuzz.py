@@ -1,7 +1,7 @@
 """Fuzzing the checkpoint reader: whatever the bytes, only its typed errors come out.
 
-Property-based (hypothesis) tests of the index parser (:mod:`tf2hf.checkpoint.sstable`), the
-entry decoder (:mod:`tf2hf.checkpoint.bundle`) and :func:`open_checkpoint` plus ``read`` on
+Property-based (hypothesis) tests of the index parser (:mod:`tf2hf.tfckpt.sstable`), the
+entry decoder (:mod:`tf2hf.tfckpt.bundle`) and :func:`open_checkpoint` plus ``read`` on
 files. Inputs are random bytes, random protobuf messages, and real indexes (every fixture and
 shared checkpoint) mutated by bit flips, truncation, insertion, deletion and splices from other
 indexes — at the file level, and inside a data block whose crc32c is then made valid again, so
@@ -42,9 +42,9 @@ from test_checkpoint_reader import (
     _table_around,
     _varint,
 )
-from tf2hf.checkpoint import open_checkpoint
-from tf2hf.checkpoint.bundle import MAX_ELEMENTS, MAX_RANK, BundleEntry, parse_entry, parse_header
-from tf2hf.checkpoint.sstable import MalformedIndexError, _iter_block, read_table, read_varint
+from tf2hf.tfckpt import open_checkpoint
+from tf2hf.tfckpt.bundle import MAX_ELEMENTS, MAX_RANK, BundleEntry, parse_entry, parse_header
+from tf2hf.tfckpt.sstable import MalformedIndexError, _iter_block, read_table, read_varint
 from tf2hf.errors import CheckpointFormatError
 
 LONG_EXAMPLES = int(os.environ.get("TF2HF_FUZZ_EXAMPLES", "20000"))

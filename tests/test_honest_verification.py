@@ -19,12 +19,12 @@ import pytest
 import tf2hf.api
 from support import fixture
 from tf2hf import convert
-from tf2hf.checkpoint import open_checkpoint
+from tf2hf.tfckpt import open_checkpoint
 from tf2hf.errors import VerificationError
-from tf2hf.plan import make_plan
-from tf2hf.registry import families
+from tf2hf.engine.plan import make_plan
+from tf2hf.engine.registry import families
 from tf2hf.sources import load_config
-from tf2hf.table import Family, Rule
+from tf2hf.engine.table import Family, Rule
 
 LAYER0 = "bert/encoder/layer_0"
 

@@ -14,11 +14,11 @@ from support import fixture
 from test_convert_bert import assert_matches_tf, run_converted
 from tf2hf import convert
 from tf2hf.api import hf_config_for
-from tf2hf.checkpoint import open_checkpoint
+from tf2hf.tfckpt import open_checkpoint
 from tf2hf.cli import app
 from tf2hf.errors import MappingError, UnsupportedModelError
-from tf2hf.plan import make_plan
-from tf2hf.registry import get_family
+from tf2hf.engine.plan import make_plan
+from tf2hf.engine.registry import get_family
 
 torch = pytest.importorskip("torch")
 transformers = pytest.importorskip("transformers")

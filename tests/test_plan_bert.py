@@ -9,10 +9,10 @@ import pytest
 
 from support import bert_index_folders, shared
 from tf2hf.api import hf_config_for
-from tf2hf.checkpoint import open_checkpoint
+from tf2hf.tfckpt import open_checkpoint
 from tf2hf.errors import ConfigError, FamilyError, MappingError
-from tf2hf.plan import make_plan
-from tf2hf.registry import get_family
+from tf2hf.engine.plan import make_plan
+from tf2hf.engine.registry import get_family
 from tf2hf.sources import find_beside
 
 BERT = get_family("bert")

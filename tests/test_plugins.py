@@ -19,7 +19,7 @@ import numpy as np
 import pytest
 
 from support import ROOT, fixture
-from tf2hf import registry
+from tf2hf.engine import registry
 from tf2hf.errors import FamilyError
 
 PYPROJECT = """\
@@ -44,10 +44,10 @@ MODULE = '''\
 """ACME's BERT tagger: google-research/bert's encoder and a token-classification head."""
 from dataclasses import replace
 
-from tf2hf.converters import bert
-from tf2hf.references.bert import encode
-from tf2hf.references.common import activation, dense_from
-from tf2hf.table import Dim, Output, Part, Target, dense
+from tf2hf.families import bert
+from tf2hf.verify.references.bert import encode
+from tf2hf.verify.references.common import activation, dense_from
+from tf2hf.engine.table import Dim, Output, Part, Target, dense
 
 NER = Part("ner", marker="ner/dense/kernel", label="NER head (ner/dense)",
            rules=dense("ner/dense", "classifier", "H", "C"))
@@ -198,7 +198,7 @@ def fake_entry_points(monkeypatch):
 def renamed(name: str):
     from dataclasses import replace
 
-    from tf2hf.converters import bert
+    from tf2hf.families import bert
 
     return replace(bert.FAMILY, name=name, description=f"{name} test family")
 

@@ -20,8 +20,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tf2hf.references import FAMILIES, albert, bert, brightmart
-from tf2hf.references.common import (
+from tf2hf.verify.references import FAMILIES, albert, bert, brightmart
+from tf2hf.verify.references.common import (
     LAYER_NORM_EPSILON,
     attention_bias,
     gather_positions,
@@ -214,9 +214,9 @@ def test_miswired_checkpoint_is_detected(case, description, miswire, output) -> 
 def test_project_reader_gives_the_same_outputs(upstream: Upstream) -> None:
     """When tf2hf's own TF-free reader is present, it must feed the references identically."""
     try:
-        from tf2hf.checkpoint import open_checkpoint
+        from tf2hf.tfckpt import open_checkpoint
     except ImportError:
-        pytest.skip("tf2hf.checkpoint.open_checkpoint is not available")
+        pytest.skip("tf2hf.tfckpt.open_checkpoint is not available")
     checkpoint = open_checkpoint(upstream.prefix)
 
     def get(name: str) -> np.ndarray:

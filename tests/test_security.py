@@ -162,7 +162,7 @@ def test_a_4_tb_entry_is_refused_within_a_small_memory_limit(tmp_path):
         sys.path.insert(0, {str(ROOT / 'tests')!r})
         from pathlib import Path
         from test_checkpoint_reader import _entry, _header, _table
-        from tf2hf.checkpoint import open_checkpoint
+        from tf2hf.tfckpt import open_checkpoint
         from tf2hf.errors import ShortShardError
         folder = Path({str(tmp_path)!r})
         shape = (10**6, 10**6)
@@ -201,7 +201,7 @@ def test_the_library_goes_offline_before_importing_transformers():
     code = textwrap.dedent(f"""
         import os, sys
         assert not any(k in os.environ for k in {sorted(OFFLINE)!r})
-        from tf2hf.verify import _quiet_transformers
+        from tf2hf.verify.compare import _quiet_transformers
         assert "transformers" not in sys.modules and "huggingface_hub" not in sys.modules
         _quiet_transformers()
         import huggingface_hub.constants

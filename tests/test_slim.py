@@ -18,14 +18,14 @@ import pytest
 from typer.testing import CliRunner
 
 from support import fixture, shared
-from tf2hf.checkpoint import open_checkpoint
+from tf2hf.tfckpt import open_checkpoint
 from tf2hf.cli import app
 from tf2hf.errors import CrcMismatchError, OutputError
-from tf2hf.slim import slim
+from tf2hf.tools.slim import slim
 
 runner = CliRunner()
 
-# Written out independently of tf2hf.nonweights: the variables a slim checkpoint must not hold.
+# Written out independently of tf2hf.engine.nonweights: the variables a slim checkpoint must not hold.
 NOT_WEIGHTS = re.compile(
     r".+/(adam_m|adam_v|lamb_m|lamb_v|Adam|Adam_1|Momentum|Adagrad)"
     r"|(.+/)?(beta1_power|beta2_power|global_step|current_loss_scale|good_steps)"

@@ -11,7 +11,7 @@ import pytest
 from support import ROOT, fixture
 from tf2hf import convert
 from tf2hf.errors import VocabError
-from tf2hf.spiece import read_model
+from tf2hf.output.spiece import read_model
 
 spm = pytest.importorskip("sentencepiece")
 transformers = pytest.importorskip("transformers")

@@ -11,13 +11,14 @@ import pytest
 
 from support import fixture
 from test_convert_bert import assert_matches_tf, run_converted
-from tf2hf import convert, transforms
+from tf2hf import convert
+from tf2hf.engine import transforms
 from tf2hf.api import hf_config_for
-from tf2hf.checkpoint import open_checkpoint
+from tf2hf.tfckpt import open_checkpoint
 from tf2hf.errors import ConfigError, FamilyError, MappingError
-from tf2hf.plan import make_plan
-from tf2hf.references import tf2_bert as reference
-from tf2hf.registry import get_family, select, strip_name
+from tf2hf.engine.plan import make_plan
+from tf2hf.verify.references import tf2_bert as reference
+from tf2hf.engine.registry import get_family, select, strip_name
 
 torch = pytest.importorskip("torch")
 transformers = pytest.importorskip("transformers")

@@ -18,8 +18,8 @@ if TYPE_CHECKING:  # pragma: no cover
     from collections.abc import Iterator
 
     from tf2hf.api import ConversionResult
-    from tf2hf.batch import EntryResult
-    from tf2hf.inspection import CheckpointReport
+    from tf2hf.batch.core import EntryResult
+    from tf2hf.tools.inspection import CheckpointReport
 
 
 def convert(family: str, *, tf: str, out: str | None = None, **options: Any) -> "ConversionResult":
@@ -32,15 +32,15 @@ def convert(family: str, *, tf: str, out: str | None = None, **options: Any) -> 
 def convert_many(entries: Any, out_root: Any, *, workers: int | None = None, **options: Any) -> "Iterator[EntryResult]":
     """Convert many checkpoints in parallel processes (or as tasks on a Dask cluster:
     ``executor="dask"``, ``scheduler=`` or ``client=``), yielding a result per entry as each
-    completes; see :func:`tf2hf.batch.convert_many`."""
-    from tf2hf.batch import convert_many as _convert_many
+    completes; see :func:`tf2hf.batch.core.convert_many`."""
+    from tf2hf.batch.core import convert_many as _convert_many
 
     return _convert_many(entries, out_root, workers=workers, **options)
 
 
 def inspect(path: Any, **options: Any) -> "CheckpointReport":
     """Parameters and bytes per part of a checkpoint, from its index alone; see
-    :func:`tf2hf.inspection.inspect`."""
-    from tf2hf.inspection import inspect as _inspect
+    :func:`tf2hf.tools.inspection.inspect`."""
+    from tf2hf.tools.inspection import inspect as _inspect
 
     return _inspect(path, **options)

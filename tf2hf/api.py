@@ -13,17 +13,18 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
-from tf2hf import __version__, transforms
-from tf2hf.checkpoint import open_checkpoint
-from tf2hf.dtypes import ITEMSIZE, OUTPUT_DTYPES, cast
+from tf2hf import __version__
+from tf2hf.engine import transforms
+from tf2hf.tfckpt import open_checkpoint
+from tf2hf.output.dtypes import ITEMSIZE, OUTPUT_DTYPES, cast
 from tf2hf.errors import ConfigError, OutputError, Tf2hfError, VerificationError, VocabError
-from tf2hf.model_card import write_model_card
-from tf2hf.output import Staging, output_error
-from tf2hf.plan import Plan, make_plan
-from tf2hf.registry import select
+from tf2hf.output.model_card import write_model_card
+from tf2hf.output.staging import Staging, output_error
+from tf2hf.engine.plan import Plan, make_plan
+from tf2hf.engine.registry import select
 from tf2hf.sources import BackgroundHashes, find_beside, load_config
-from tf2hf.table import Family
-from tf2hf.vocab import infer_lowercase, read_vocab
+from tf2hf.engine.table import Family
+from tf2hf.output.vocab import infer_lowercase, read_vocab
 
 FORMATS = ("safetensors", "bin")
 GELUS = ("erf", "tanh")
@@ -84,7 +85,7 @@ def _find_vocab(family: Family, folder: Path, given: str | Path | None, warnings
 def _read_vocabulary(path: Path):
     """A WordPiece token list, or a SentencePiece model (English ALBERT's ``*.model``)."""
     if path.suffix == ".model":
-        from tf2hf.spiece import read_model
+        from tf2hf.output.spiece import read_model
 
         return read_model(path).pieces
     return read_vocab(path)
@@ -92,14 +93,14 @@ def _read_vocabulary(path: Path):
 
 def _write_tokenizer(folder: Path, vocab_path: Path, vocabulary: list, lowercase: bool | None, hint: str, max_length: int, result) -> None:
     if vocab_path.suffix == ".model":
-        from tf2hf.spiece import read_model, write_sentencepiece
+        from tf2hf.output.spiece import read_model, write_sentencepiece
 
         # ALBERT's SentencePiece vocabulary was trained on lower-cased text.
         do_lower = True if lowercase is None else lowercase
         write_sentencepiece(folder, vocab_path, read_model(vocab_path), do_lower_case=do_lower, model_max_length=max_length)
         result.notes.append(f"tokenizer: SentencePiece, {len(vocabulary)} pieces, do_lower_case={do_lower}")
         return
-    from tf2hf.tokenizer import write_wordpiece
+    from tf2hf.output.tokenizer import write_wordpiece
 
     do_lower, why = (lowercase, "set by the user") if lowercase is not None else infer_lowercase(vocabulary, hint)
     summary = write_wordpiece(folder, vocab_path, vocabulary, do_lower_case=do_lower, lowercase_reason=why, model_max_length=max_length)
@@ -162,7 +163,7 @@ def _write_model(plan: Plan, read, path: Path, fmt: str, dtype: str, progress: P
         return cast(op.apply([read(s) for s in tensor.sources], tensor.shape), dtype)
 
     if fmt == "safetensors":
-        from tf2hf.safetensors_stream import SafetensorsStreamWriter
+        from tf2hf.output.safetensors_stream import SafetensorsStreamWriter
 
         writer = SafetensorsStreamWriter(path, [(t.key, t.shape) for t in plan.tensors], dtype, {"format": "pt"})
 
@@ -184,7 +185,7 @@ def _write_model(plan: Plan, read, path: Path, fmt: str, dtype: str, progress: P
             raise
         writer.close()
         return path.stat().st_size
-    from tf2hf.torch_bin import save_bin
+    from tf2hf.output.torch_bin import save_bin
 
     arrays = {}
     for key in sorted(by_key):
@@ -295,7 +296,7 @@ def convert(
                 if vocabulary is not None:
                     _write_tokenizer(staging.path, vocab_path, vocabulary, lowercase, ckpt.prefix.parent.name, plan.dims.get("P", 512), result)
                 if verify:
-                    from tf2hf.verify import verify as run_verification
+                    from tf2hf.verify.compare import verify as run_verification
 
                     check = run_verification(plan, ckpt.read, staging.path, hf_config, dtype)
                     result.verification = {

@@ -1,0 +1,1 @@
+"""The built-in family tables: data only, registered through entry points like any plugin."""

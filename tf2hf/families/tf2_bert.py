@@ -1,0 +1,124 @@
+"""tensorflow/models' TF2 BERT encoder, saved object-based by ``tf.train.Checkpoint``.
+
+The 2020 ``TransformerEncoder`` (official/nlp/modeling/networks) is a functional Keras model, so
+``tf.train.Checkpoint(model=encoder)`` (or ``encoder=``, as ``tf2_encoder_checkpoint_converter.py``
+and later releases name it) saves its layers by position: ``layer_with_weights-N`` with
+0/1/2 = word/position/type embeddings, 3 = the embedding LayerNorm, 4 … L+3 = the Transformer
+layers, L+4 = the pooler (docs/MAPPING.md §6). Every name ends in ``/.ATTRIBUTES/VARIABLE_VALUE``.
+
+The attention kernels keep one axis per head: q/k/v ``[H, heads, head_dim]`` with biases
+``[heads, head_dim]``, the output projection ``[heads, head_dim, H]`` (``_attention_output_dense``,
+or ``_attention_layer/_output_dense`` where the layer uses Keras' MultiHeadAttention's own).
+The head count is therefore a shape, cross-checked against the config.
+
+Optimizer state (``.OPTIMIZER_SLOT``, ``optimizer/…``) is dropped; task heads saved with the
+encoder (pre-training, classifier, span labeler) have no documented layout in this format and
+are refused as unknown variables, listed.
+"""
+
+from __future__ import annotations
+
+from tf2hf.engine.nonweights import OPTIMIZER
+from tf2hf.engine.table import DropRule, Dim, Family, Part, Rename, Target, dense, hidden_act, layer_norm, rule
+
+LAYER = "layer_with_weights-{i+4}"
+POOLER = "layer_with_weights-{L+4}"
+HF_LAYER = "{p}encoder.layer.{i}"
+QUERY0 = "layer_with_weights-4/_attention_layer/_query_dense/kernel"
+
+DIMS = (
+    Dim("V", "vocab_size", shape_of=("layer_with_weights-0/embeddings", 0)),
+    Dim("H", "hidden_size", shape_of=("layer_with_weights-0/embeddings", 1)),
+    Dim("P", "max_position_embeddings", shape_of=("layer_with_weights-1/embeddings", 0)),
+    Dim("T", "type_vocab_size", shape_of=("layer_with_weights-2/embeddings", 0)),
+    Dim("I", "intermediate_size", shape_of=("layer_with_weights-4/_intermediate_dense/kernel", 1)),
+    Dim("N", "num_attention_heads", shape_of=(QUERY0, 1)),
+    Dim("L", "num_hidden_layers", count_of="layer_with_weights-{i+4}/_attention_layer/_query_dense/kernel"),
+)
+
+RENAMES = (
+    Rename(r"(.+)/\.ATTRIBUTES/VARIABLE_VALUE", r"\1", "tf.train.Checkpoint's /.ATTRIBUTES/VARIABLE_VALUE suffix"),
+    Rename(r"(layer_with_weights-\d+)/_attention_layer/_output_dense/(kernel|bias)", r"\1/_attention_output_dense/\2",
+           "attention output projection saved as the MultiHeadAttention's own _attention_layer/_output_dense"),
+)
+
+DROPS = (
+    DropRule(r".+/\.OPTIMIZER_SLOT/.+", OPTIMIZER, "TF2 optimizer slot (.OPTIMIZER_SLOT/optimizer/m, v, ...)"),
+    DropRule(r"optimizer/.+", OPTIMIZER, "TF2 optimizer state (iterations, learning rate, beta powers)"),
+)
+
+
+def _heads_dense(src: str, dst: str) -> tuple:
+    return (
+        rule(f"{dst}.weight", f"{src}/kernel", "merge_out_transpose", ("H", "H"), why="[H, heads, head_dim]: heads merged, then [out, in]"),
+        rule(f"{dst}.bias", f"{src}/bias", "flatten", ("H",), why="[heads, head_dim] merged"),
+    )
+
+
+EMBEDDINGS = Part(
+    "embeddings",
+    marker="layer_with_weights-0/embeddings",
+    label="embeddings (layer_with_weights-0…3)",
+    rules=(
+        rule("{p}embeddings.word_embeddings.weight", "layer_with_weights-0/embeddings", "copy", ("V", "H")),
+        rule("{p}embeddings.position_embeddings.weight", "layer_with_weights-1/embeddings", "copy", ("P", "H")),
+        rule("{p}embeddings.token_type_embeddings.weight", "layer_with_weights-2/embeddings", "copy", ("T", "H")),
+        *layer_norm("layer_with_weights-3", "{p}embeddings.LayerNorm", "H"),
+    ),
+)
+
+ENCODER = Part(
+    "encoder",
+    marker=QUERY0,
+    label="Transformer layers (layer_with_weights-4…L+3)",
+    rules=(
+        *_heads_dense(f"{LAYER}/_attention_layer/_query_dense", f"{HF_LAYER}.attention.self.query"),
+        *_heads_dense(f"{LAYER}/_attention_layer/_key_dense", f"{HF_LAYER}.attention.self.key"),
+        *_heads_dense(f"{LAYER}/_attention_layer/_value_dense", f"{HF_LAYER}.attention.self.value"),
+        rule(f"{HF_LAYER}.attention.output.dense.weight", f"{LAYER}/_attention_output_dense/kernel", "merge_in_transpose", ("H", "H"),
+             why="[heads, head_dim, H]: heads merged, then [out, in]"),
+        rule(f"{HF_LAYER}.attention.output.dense.bias", f"{LAYER}/_attention_output_dense/bias", "copy", ("H",)),
+        *layer_norm(f"{LAYER}/_attention_layer_norm", f"{HF_LAYER}.attention.output.LayerNorm", "H"),
+        *dense(f"{LAYER}/_intermediate_dense", f"{HF_LAYER}.intermediate.dense", "H", "I"),
+        *dense(f"{LAYER}/_output_dense", f"{HF_LAYER}.output.dense", "I", "H"),
+        *layer_norm(f"{LAYER}/_output_layer_norm", f"{HF_LAYER}.output.LayerNorm", "H"),
+    ),
+)
+
+POOLER_PART = Part(
+    "pooler",
+    marker=f"{POOLER}/kernel",
+    label="pooler (layer_with_weights-L+4)",
+    rules=dense(POOLER, "{p}pooler.dense", "H", "H"),
+)
+
+CARRIED = ("hidden_dropout_prob", "attention_probs_dropout_prob", "initializer_range")
+
+
+def hf_config(tf_config: dict, dims: dict, options: dict) -> dict:
+    config = {key: tf_config[key] for key in CARRIED if key in tf_config}
+    config.update(
+        vocab_size=dims["V"], hidden_size=dims["H"], num_hidden_layers=dims["L"], num_attention_heads=dims["N"],
+        intermediate_size=dims["I"], max_position_embeddings=dims["P"], type_vocab_size=dims["T"],
+        layer_norm_eps=1e-12, pad_token_id=0, hidden_act=hidden_act(tf_config, options["gelu"]),
+    )
+    return config
+
+
+FAMILY = Family(
+    name="tf2_bert",
+    description="tensorflow/models TF2 BERT encoder saved by tf.train.Checkpoint (layer_with_weights-N, 3-D attention kernels)",
+    model_type="bert",
+    signature=("layer_with_weights-0/embeddings", QUERY0),
+    dims=DIMS,
+    loops={"i": "L"},
+    parts=(EMBEDDINGS, ENCODER, POOLER_PART),
+    targets=(Target("BertModel", frozenset({"embeddings", "encoder", "pooler"}), ""),),
+    hf_config=hf_config,
+    reference="tf2hf.verify.references.tf2_bert:forward",
+    # official/modeling/activations/gelu.py: tf.keras.activations.gelu(x, approximate=True).
+    default_gelu="tanh",
+    strip_prefixes=("model/", "encoder/"),
+    renames=RENAMES,
+    extra_drops=DROPS,
+)

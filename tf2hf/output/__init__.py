@@ -1,0 +1,1 @@
+"""Everything written into an output folder: staging, weights, config, tokenizer, model card."""

@@ -1,0 +1,1 @@
+"""Tools beside conversion: ``inspect`` (index only) and ``slim`` (slots removed)."""

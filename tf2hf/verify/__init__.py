@@ -1,0 +1,1 @@
+"""Verification: the written folder against independent NumPy references of the source graphs."""

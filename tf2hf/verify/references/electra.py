@@ -1,0 +1,106 @@
+"""NumPy reference of google-research/electra's TF1 graphs (``model/modeling.py`` + heads).
+
+Both towers are BERT's post-LN encoder without a pooler:
+
+* embeddings (word + token type + position, LayerNorm) of width E, from ``electra/embeddings``
+  — the generator reads the same table unless it has its own ``generator/embeddings``;
+* ``<tower>/embeddings_project`` (a dense layer, E -> the tower's hidden size) when the two
+  widths differ, as ``BertModel.__init__`` adds it;
+* ``<tower>/encoder/layer_{i}`` with BERT's names;
+* discriminator head (``run_pretraining._get_discriminator_output``): dense H -> H with
+  ``hidden_act``, then ``dense_1`` H -> 1, one logit per token;
+* generator head (``_get_masked_lm_output``): gather the masked positions, dense to the embedding
+  width with ``hidden_act``, LayerNorm, then logits against the embedding table plus
+  ``output_bias``;
+* run_finetuning's tagging head (``finetune/tagging``): ``task_specific/chunk/dense`` on every token.
+
+Sizes come from the variables' shapes; the layer count and head count from ``config`` (the
+config of the tower being verified).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from tf2hf.verify.references.bert import LAYER_NAMES
+from tf2hf.verify.references.common import (
+    Getter,
+    activation,
+    attention_bias,
+    dense_from,
+    gather_positions,
+    has_variable,
+    layer_norm_from,
+    param,
+    post_ln_block,
+    require,
+)
+
+DISCRIMINATOR_HEADS = frozenset({"discriminator", "tagger"})
+GENERATOR_HEADS = frozenset({"mlm"})
+TAGGING_TASK = "chunk"
+
+
+def _check(heads: frozenset[str], supported: frozenset[str], tower: str) -> None:
+    unknown = set(heads) - supported
+    if unknown:
+        raise ValueError(f"the ELECTRA {tower} has no {sorted(unknown)} head; its heads are {sorted(supported)}")
+
+
+def embed(get: Getter, scope: str, inputs: dict[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    """Embedding output ``[B, S, E]`` and the word table ``[V, E]`` of ``scope``."""
+    words = param(get, f"{scope}/word_embeddings")
+    ids = np.asarray(inputs["input_ids"])
+    seq = ids.shape[1]
+    positions = param(get, f"{scope}/position_embeddings")
+    if seq > positions.shape[0]:
+        raise ValueError(f"sequence length {seq} exceeds the {positions.shape[0]} position embeddings")
+    summed = words[ids] + param(get, f"{scope}/token_type_embeddings")[np.asarray(inputs["token_type_ids"])]
+    summed = summed + positions[None, :seq, :]
+    return layer_norm_from(get, f"{scope}/LayerNorm", summed), words
+
+
+def tower(get: Getter, config: dict[str, Any], inputs: dict[str, np.ndarray], scope: str, embeddings: str, act) -> tuple[np.ndarray, np.ndarray]:
+    """Sequence output ``[B, S, H]`` of one tower, and the embedding table it read."""
+    num_layers = int(require(config, "num_hidden_layers"))
+    num_heads = int(require(config, "num_attention_heads"))
+    hidden = get(f"{scope}/encoder/layer_0/attention/self/query/kernel").shape[0]
+    x, words = embed(get, embeddings, inputs)
+    if x.shape[-1] != hidden:
+        x = dense_from(get, f"{scope}/embeddings_project", x)
+    bias = attention_bias(inputs["input_mask"])
+    for index in range(num_layers):
+        x = post_ln_block(get, f"{scope}/encoder/layer_{index}", LAYER_NAMES, x, bias, num_heads, act)
+    return x, words
+
+
+def forward_discriminator(get: Getter, config: dict[str, Any], inputs: dict[str, np.ndarray], *, gelu: str, heads: frozenset[str]) -> dict[str, np.ndarray]:
+    """The discriminator ``electra/*``: ``sequence_output``, and ``discriminator_logits``
+    ``[B, S]`` or ``tagger_logits`` ``[B, S, C]`` when asked."""
+    _check(heads, DISCRIMINATOR_HEADS, "discriminator")
+    act = activation(gelu)
+    sequence_output, _ = tower(get, config, inputs, "electra", "electra/embeddings", act)
+    out = {"sequence_output": sequence_output}
+    if "discriminator" in heads:
+        hidden = act(dense_from(get, "discriminator_predictions/dense", sequence_output))
+        out["discriminator_logits"] = dense_from(get, "discriminator_predictions/dense_1", hidden)[..., 0]
+    if "tagger" in heads:
+        out["tagger_logits"] = dense_from(get, f"task_specific/{TAGGING_TASK}/dense", sequence_output)
+    return out
+
+
+def forward_generator(get: Getter, config: dict[str, Any], inputs: dict[str, np.ndarray], *, gelu: str, heads: frozenset[str]) -> dict[str, np.ndarray]:
+    """The generator ``generator/*``: ``sequence_output`` and, when asked, ``mlm_logits``
+    ``[B*K, V]`` at ``inputs["positions"]``."""
+    _check(heads, GENERATOR_HEADS, "generator")
+    act = activation(gelu)
+    own = has_variable(get, "generator/embeddings/word_embeddings")
+    sequence_output, words = tower(get, config, inputs, "generator", "generator/embeddings" if own else "electra/embeddings", act)
+    out = {"sequence_output": sequence_output}
+    if "mlm" in heads:
+        gathered = gather_positions(sequence_output, inputs["positions"])
+        hidden = layer_norm_from(get, "generator_predictions/LayerNorm", act(dense_from(get, "generator_predictions/dense", gathered)))
+        out["mlm_logits"] = hidden @ words.T + param(get, "generator_predictions/output_bias")
+    return out
