@@ -38,4 +38,9 @@ def bert_index_folders() -> list[Path]:
     base = SHARED / "real-index"
     if not base.exists():
         return []
-    return sorted(p for p in base.iterdir() if p.is_dir() and "albert" not in p.name)
+    return sorted(p for p in base.iterdir() if p.is_dir() and "albert" not in p.name.lower() and not _object_based(p))
+
+
+def _object_based(folder: Path) -> bool:
+    """TF2 object-based (Keras) checkpoints hold this key; they are not Google BERT's layout."""
+    return any(b"_CHECKPOINTABLE_OBJECT_GRAPH" in index.read_bytes() for index in folder.glob("*.index"))

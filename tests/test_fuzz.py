@@ -25,6 +25,7 @@ import time
 from collections import Counter
 from pathlib import Path
 
+import cramjam
 import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -129,6 +130,18 @@ def _data_blocks(raw: bytes) -> list[bytes]:
 BLOCKS = [(path, block) for path, raw in REAL for block in _data_blocks(raw)]
 
 
+def _plain(block: bytes, raw: bytes) -> bytes:
+    """A data block's entries: stored blocks of snappy-compressed indexes are decompressed."""
+    at = raw.find(block)
+    if raw[at + len(block)] == 1:
+        return bytes(cramjam.snappy.decompress_raw(block))
+    return block
+
+
+# Every real data block, uncompressed, to be compressed again (mutated before or after).
+PLAIN_BLOCKS = [(path, _plain(block, raw)) for path, raw in REAL for block in _data_blocks(raw)]
+
+
 @pytest.fixture(scope="module")
 def fuzz_dir(tmp_path_factory) -> Path:
     return tmp_path_factory.mktemp("fuzz")
@@ -228,6 +241,28 @@ def check_mutated_real_block(fuzz_dir, data):
 
 
 test_mutated_real_block, test_mutated_real_block_long = twice(600, data=st.data())(check_mutated_real_block)
+
+
+def check_mutated_snappy_block(fuzz_dir, data):
+    """A real block, mutated, snappy-compressed, with a correct trailer (type 1): the entries
+    behind a valid decompression are parsed with every bound check."""
+    source, block = data.draw(st.sampled_from(PLAIN_BLOCKS))
+    packed = bytes(cramjam.snappy.compress_raw(_mutate(data.draw, block)))
+    _open_and_read_all(_place(fuzz_dir, source, _table_around(packed, b"\xff", kind=1)))
+
+
+test_mutated_snappy_block, test_mutated_snappy_block_long = twice(300, data=st.data())(check_mutated_snappy_block)
+
+
+def check_mutated_snappy_bytes(fuzz_dir, data):
+    """The compressed bytes themselves mutated (preamble, tags, offsets), behind a valid crc:
+    the decompressor and the size bounds see garbage."""
+    source, block = data.draw(st.sampled_from(PLAIN_BLOCKS))
+    packed = _mutate(data.draw, bytes(cramjam.snappy.compress_raw(block)))
+    _open_and_read_all(_place(fuzz_dir, source, _table_around(packed, b"\xff", kind=1)))
+
+
+test_mutated_snappy_bytes, test_mutated_snappy_bytes_long = twice(300, data=st.data())(check_mutated_snappy_bytes)
 
 
 def check_mutated_handmade_block(fuzz_dir, data):

@@ -4,9 +4,10 @@ Layout (all integers little-endian):
 
 - The file ends with a 48-byte footer: two block handles (metaindex, index), each a pair of
   varints ``offset, size``, zero-padded to 40 bytes, then the 8-byte magic number.
-- Every block is followed by a 5-byte trailer: the compression type (1 byte; tensor bundles
-  are always written uncompressed, type 0) and the masked crc32c of the block bytes plus that
-  type byte.
+- Every block is followed by a 5-byte trailer: the compression type (1 byte: 0 = none, 1 =
+  snappy; TensorFlow writes bundles uncompressed, but other writers of real releases — e.g.
+  Google's ``albert_tiny_zh_google`` — used snappy, and TensorFlow reads both) and the masked
+  crc32c of the stored (compressed) block bytes plus that type byte.
 - A block is a run of entries followed by an array of uint32 restart offsets and their count.
   Each entry is ``varint shared, varint non_shared, varint value_len, key suffix, value``: its
   key is the first ``shared`` bytes of the previous key plus the suffix. At a restart point
@@ -23,6 +24,7 @@ from __future__ import annotations
 import struct
 from collections.abc import Iterator
 
+import cramjam
 import crc32c
 
 from tf2hf.errors import CheckpointFormatError
@@ -32,6 +34,11 @@ FOOTER_SIZE = 48
 BLOCK_TRAILER_SIZE = 5
 _MAGIC_BYTES = struct.pack("<Q", TABLE_MAGIC)
 _NO_COMPRESSION = 0
+_SNAPPY = 1
+# Snappy's densest encoding is a 2-byte copy of 64 bytes, so no valid block expands more than
+# 32x; a declared size beyond that (or beyond the cap) is garbage, refused before allocating.
+_SNAPPY_MAX_RATIO = 32
+_MAX_BLOCK_BYTES = 256 << 20
 _CRC_MASK_DELTA = 0xA282EAD8
 
 
@@ -132,12 +139,31 @@ def _read_block(data: bytes, offset: int, size: int, limit: int, what: str) -> b
     actual_crc = crc32c.crc32c(bytes((kind,)), crc32c.crc32c(contents))
     if mask_crc(actual_crc) != stored_crc:
         raise MalformedIndexError(f"{what} at offset {offset} fails its crc32c check")
+    if kind == _SNAPPY:
+        return _snappy_block(contents, offset, what)
     if kind != _NO_COMPRESSION:
         raise MalformedIndexError(
             f"{what} at offset {offset} uses compression type {kind}; "
-            "checkpoint indexes are always uncompressed"
+            "only uncompressed (0) and snappy (1) blocks exist in TensorFlow's table format"
         )
     return contents
+
+
+def _snappy_block(contents: bytes, offset: int, what: str) -> bytes:
+    """Decompress a snappy block after bounding its declared size (the varint preamble)."""
+    declared, _ = read_varint(contents, 0, len(contents), max_bytes=5)
+    if declared > min(_MAX_BLOCK_BYTES, _SNAPPY_MAX_RATIO * len(contents)):
+        raise MalformedIndexError(
+            f"{what} at offset {offset} declares {declared} bytes once decompressed, "
+            f"more than {len(contents)} compressed bytes can hold"
+        )
+    try:
+        plain = bytes(cramjam.snappy.decompress_raw(contents))
+    except Exception:  # cramjam raises its own DecompressionError; its wording adds nothing
+        raise MalformedIndexError(f"{what} at offset {offset} is not valid snappy data") from None
+    if len(plain) != declared:
+        raise MalformedIndexError(f"{what} at offset {offset} decompresses to {len(plain)} bytes, not the {declared} it declares")
+    return plain
 
 
 def _iter_block(block: bytes, what: str) -> Iterator[tuple[bytes, bytes]]:

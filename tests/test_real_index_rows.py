@@ -1,0 +1,125 @@
+"""Every folder of ../shared/checkpoints/real-index/ planned as a user would plan it.
+
+Each row is what that folder's README row says a user needs from the planner
+(``tf2hf convert auto --tf FOLDER --dry-run``): the class written, or a refusal and why.
+Rows that need work not built yet are strict xfails naming what is missing, so they start
+failing the moment they are met and must then become plain rows.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+
+import pytest
+from typer.testing import CliRunner
+
+from support import SHARED
+from tf2hf.cli import app
+
+BASE = SHARED / "real-index"
+
+
+@dataclass(frozen=True)
+class Row:
+    folder: str
+    args: tuple[str, ...] = ()
+    cls: str | None = None  # the class written; None: refused
+    refusal: tuple[str, ...] = ()  # phrases the one-line refusal must hold
+    notes: tuple[str, ...] = ()  # phrases a note or warning must hold
+    missing: str | None = None  # not built yet: why (a strict xfail)
+    config: str | None = None  # a config kept elsewhere in the folder, relative to it
+    extra: dict = field(default_factory=dict, hash=False)
+
+
+ROWS = [
+    # Released and pre-training checkpoints.
+    Row("heytgala-bert_tiny_L2_H128", cls="BertForPreTraining"),
+    Row("heytgala-bert_tiny_pretrain_step20", cls="BertForPreTraining"),
+    Row("heytgala-bert_tiny_mrpc_classifier", cls="BertForSequenceClassification"),
+    Row("heytgala-bert_tiny_squad", cls="BertForQuestionAnswering"),
+    Row("pyxz-google_chinese_L-12_H-768_A-12", cls="BertForPreTraining"),
+    Row("paolanu-protein_bert_step40000", cls="BertForPreTraining"),
+    Row("sgrwang-dna_bert_3mer_step200000", cls="BertForPreTraining"),
+    Row("jadepeng-albert_base_zh_google_best", cls="AlbertForPreTraining"),
+    Row("jadepeng-albert_tiny_zh", cls="AlbertForPreTraining"),
+    Row("marsroger-albert_tiny_zh", cls="AlbertForPreTraining"),
+    Row("liam1015-albert_base_zh_brightmart", cls="AlbertForPreTraining"),
+    Row("CyberZHG-keras-bert-test_checkpoint", cls="BertForPreTraining"),
+    Row("llSiddharthll-Bert-bert_model", cls="BertForPreTraining"),
+    Row("gczr-ALBERT_NER_KERAS-albert_tiny", cls="AlbertForPreTraining"),
+    Row("whongzhong-Albert-ner-albert_tiny", cls="AlbertForPreTraining"),
+    # Snappy-compressed index blocks.
+    Row("34127chi-albert_zh_sr-albert_tiny_zh_google", cls="AlbertForPreTraining"),
+    Row("rohan400-distilbert-squad-model.ckpt-6910", cls="BertForQuestionAnswering"),
+    Row("rohan400-distilbert-squad-bert_model", cls="BertForQuestionAnswering"),
+    # Fine-tunes without a config beside them.
+    Row("Jerrykuo0310-NLP-model.ckpt-2827", config="config_supplied/bert_config.json", cls="BertForSequenceClassification"),
+    Row("34127chi-albert_zh_sr-lcqmc_tiny_ckpt-149228", refusal=("no config JSON found", "--config")),
+    Row("34127chi-albert_zh_sr-lcqmc_tiny_ckpt-149228", config="config_from_repo/albert_config_tiny_g.json", cls="AlbertModel"),
+    # SavedModel exports (their variables/ folder).
+    Row("34127chi-albert_zh_sr-export_1576126868_variables", config="config_from_repo/albert_config_tiny_g.json", cls="AlbertModel"),
+    Row("jojolin-albert_zh-export_1574903339_variables", config="config_from_repo/albert_config_base.json",
+        cls="AlbertForSequenceClassification", notes=("token-classification",),
+        missing="the note that the head may be applied per token (issue 12, item 2)"),
+    Row("ahzz1207-ALBERT-TINYBERT-savedmodel_3_variables", config="config_from_repo/albert_config.json", cls="AlbertForMaskedLM",
+        notes=("pooler",), missing="a TF-Hub module's unused pooler reported and left out (issue 12, item 2)"),
+    # Heads: per-token tagging, heads no class holds.
+    Row("jojolin-albert_zh-remy_lac_ckpt-18748", config="config_from_repo/albert_config_tiny.json",
+        cls="AlbertForSequenceClassification", notes=("token-classification",),
+        missing="the note that the head may be applied per token (issue 12, item 2)"),
+    Row("jojolin-albert_zh-remy_lac_ckpt-18748", config="config_from_repo/albert_config_tiny.json",
+        args=("--task", "token-classification"), cls="AlbertForTokenClassification", missing="--task (issue 12, item 2)"),
+    Row("whongzhong-Albert-ner-ner-4000", config="config_from_repo/albert_config.json",
+        refusal=("bi-lstm0", "--task"), missing="refusal listing the head's variables by scope (issue 12, item 3)"),
+    Row("whongzhong-Albert-ner-ner-4000", config="config_from_repo/albert_config.json",
+        args=("--task", "feature-extraction"), cls="AlbertModel", missing="--task and extra_weights.safetensors (issue 12, item 3)"),
+    # A vocabulary shorter than the embedding matrix.
+    Row("yiqichen-2000-BERTE-BERTMini", cls="BertForPreTraining", notes=("21849", "30522"),
+        missing="a shorter vocabulary written with a warning (issue 12, item 6)"),
+    # TF2 / Keras layouts (issue 15).
+    Row("DjebbiAmine-Senti-BERT-bert_model", args=("--task", "feature-extraction"), cls="BertModel",
+        missing="bert-for-tf2 layouts (issue 15)"),
+    Row("chen1ting-CZ4045-training_sub_cp.ckpt", args=("--task", "feature-extraction"), cls="BertModel",
+        missing="transformers' TF layers in a Keras checkpoint (issue 15)"),
+    Row("chen1ting-CZ4045-training_sub_cp.ckpt", args=("--task", "text-classification"), cls="BertForSequenceClassification",
+        missing="transformers' TF layers in a Keras checkpoint (issue 15)"),
+]
+
+
+def _params():
+    for row in ROWS:
+        marks = [pytest.mark.xfail(strict=True, reason=row.missing)] if row.missing else []
+        label = row.folder + ("[" + " ".join(row.args) + "]" if row.args else "") + ("+config" if row.config else "")
+        yield pytest.param(row, id=label, marks=marks)
+
+
+@pytest.mark.parametrize("row", list(_params()))
+def test_real_index_folder_plans_as_its_readme_row_says(row):
+    folder = BASE / row.folder
+    if not folder.is_dir():
+        pytest.skip(f"{folder} is not available")
+    args = ["convert", "auto", "--tf", str(folder), "--dry-run", "--json", *row.args]
+    if row.config:
+        args += ["--config", str(folder / row.config)]
+    result = CliRunner().invoke(app, args)
+    if row.cls is None:
+        assert result.exit_code == 1, result.output
+        message = result.stderr if hasattr(result, "stderr") and result.stderr else result.output
+        lines = [line for line in message.splitlines() if line.strip()]
+        assert len(lines) == 1 and lines[0].startswith("error: "), message
+        for phrase in row.refusal:
+            assert phrase in lines[0]
+        return
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    assert report["target_class"] == row.cls
+    said = " ".join(report.get("notes", []) + report.get("warnings", []))
+    for phrase in row.notes:
+        assert phrase in said
+
+
+def test_every_real_index_folder_has_a_row():
+    if not BASE.is_dir():
+        pytest.skip(f"{BASE} is not available")
+    assert {p.name for p in BASE.iterdir() if p.is_dir()} == {row.folder for row in ROWS}
