@@ -1,9 +1,10 @@
 """Benchmark tf2hf against the converter it replaces and against copying the same bytes.
 
     python bench/run.py [--runs N] [--quick] [--checkpoints base,base-adam,large]
-                        [--skip-old] [--update-readme]
+                        [--skip-old] [--update-docs]
 
-One command from a fresh clone (with tf2hf installed: see the README). It
+One command from a fresh clone (with tf2hf installed: see the README; docs/PERFORMANCE.md
+explains the figures). It
 
 1. writes three google-research/bert-shaped checkpoints with random weights using TensorFlow's
    own SaveV2 (``bench/make_checkpoints.py``): BERT-base, BERT-base + Adam slots, BERT-large;
@@ -19,8 +20,8 @@ One command from a fresh clone (with tf2hf installed: see the README). It
    workers;
 4. prints a Markdown table (median and min wall time of N runs, peak RSS, output size, the
    ratios tf2hf / old and tf2hf / floor, PASS or MISS per target) and writes it to
-   ``bench/RESULTS.md`` with the date and the machine; ``--update-readme`` also puts it into the
-   README's performance section.
+   ``bench/RESULTS.md`` with the date and the machine; ``--update-docs`` (alias
+   ``--update-readme``) also puts it into ``docs/PERFORMANCE.md``, between its markers.
 
 Everything it creates is under ``bench/.cache/`` (kept between runs, ignored by git). Wall
 time, peak RSS (``ru_maxrss``) and CPU time of each command come from ``os.wait4`` in a bare
@@ -532,19 +533,22 @@ def report(args, info: dict, started: str, finished_load: str, start_load: str, 
     return "\n".join(lines) + "\n"
 
 
-README_START = "<!-- bench/run.py: start -->"
-README_END = "<!-- bench/run.py: end -->"
+TABLE_START = "<!-- bench/run.py: start -->"
+TABLE_END = "<!-- bench/run.py: end -->"
+TABLE_DOC = ROOT / "docs" / "PERFORMANCE.md"
 
 
-def update_readme(table: str) -> None:
-    readme = ROOT / "README.md"
-    text = readme.read_text(encoding="utf-8")
-    start, end = text.find(README_START), text.find(README_END)
+def update_docs(table: str) -> None:
+    """Replaces the table between the markers of docs/PERFORMANCE.md (the markers stay)."""
+    name = TABLE_DOC.relative_to(ROOT)
+    text = TABLE_DOC.read_text(encoding="utf-8") if TABLE_DOC.is_file() else ""
+    start, end = text.find(TABLE_START), text.find(TABLE_END)
     if start < 0 or end < start:
-        print(f"README.md has no {README_START} … {README_END} block; not updated", file=sys.stderr)
+        print(f"{name} has no {TABLE_START} … {TABLE_END} block; not updated", file=sys.stderr)
         return
-    text = text[: start + len(README_START)] + "\n" + table + text[end:]
-    readme.write_text(text, encoding="utf-8")
+    text = text[: start + len(TABLE_START)] + "\n" + table + text[end:]
+    TABLE_DOC.write_text(text, encoding="utf-8")
+    print(f"table written into {name}")
 
 
 # --- main ----------------------------------------------------------------------------------
@@ -557,7 +561,8 @@ def main(argv: list[str]) -> None:
     parser.add_argument("--quick", action="store_true", help="one run, no warm-up, only BERT-base + Adam slots")
     parser.add_argument("--checkpoints", default=None, help=f"comma-separated subset of {','.join(KINDS)}")
     parser.add_argument("--skip-old", action="store_true", help="do not set up or time the old converter")
-    parser.add_argument("--update-readme", action="store_true", help="also write the table into README.md")
+    parser.add_argument("--update-docs", "--update-readme", dest="update_docs", action="store_true",
+                        help="also write the table into docs/PERFORMANCE.md (--update-readme: the old name)")
     args = parser.parse_args(argv)
     args.argv = argv
     args.runs = args.runs if args.runs is not None else (1 if args.quick else 3)
@@ -614,8 +619,8 @@ def main(argv: list[str]) -> None:
     print(table)
     (HERE / "RESULTS.md").write_text("# Benchmark results\n\n" + table, encoding="utf-8")
     print(f"written to {(HERE / 'RESULTS.md').relative_to(ROOT)}")
-    if args.update_readme:
-        update_readme(table)
+    if args.update_docs:
+        update_docs(table)
 
 
 if __name__ == "__main__":

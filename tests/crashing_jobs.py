@@ -30,7 +30,8 @@ def die_while_writing(payload: dict, *, key: str, flag: str, always: bool = Fals
     import json
     from pathlib import Path
 
-    from tf2hf.batch.core import progress_sink, run_entry
+    from tf2hf.batch.events import progress_sink
+    from tf2hf.batch.job import run_entry
 
     if payload["key"] != key or (Path(flag).exists() and not always):
         return run_entry(payload)
@@ -48,8 +49,8 @@ def die_while_writing(payload: dict, *, key: str, flag: str, always: bool = Fals
 
 def start_then_sleep(payload: dict) -> dict:
     """Say the entry started, then take a second over it."""
-    from tf2hf.batch.core import _emit
+    from tf2hf.batch.events import emit
 
-    _emit(("start", payload["key"]))
+    emit(("start", payload["key"]))
     time.sleep(1.0)
     return {"key": payload["key"], "source": payload["source"], "out": payload["out"], "status": "converted", "seconds": 0.0}

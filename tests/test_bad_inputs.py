@@ -347,8 +347,9 @@ CASES = [
          CONTRADICTS.replace("{what}", "vocab_size=51 but bert/embeddings/word_embeddings is [50, 16]")),
     Case("vocabulary one token longer than the embeddings", vocab_one_token_more, BERT,
          "{vocab}: 51 tokens but the checkpoint's word embeddings have 50 rows; pass the vocabulary that belongs to this checkpoint"),
-    Case("vocabulary of the wrong size given", _bad_file("vocab.txt", b"[PAD]\n[UNK]\n[CLS]\n"), (*BERT, "--vocab", "{file}"),
-         "{file}: 3 tokens but the checkpoint's word embeddings have 50 rows; pass the vocabulary that belongs to this checkpoint"),
+    # Longer than the embedding matrix: ids without a row. (Shorter is common and only warned about.)
+    Case("vocabulary of the wrong size given", _bad_file("vocab.txt", "".join(f"tok{i}\n" for i in range(60)).encode()), (*BERT, "--vocab", "{file}"),
+         "{file}: 60 tokens but the checkpoint's word embeddings have 50 rows; pass the vocabulary that belongs to this checkpoint"),
     Case("config not JSON", _bad_file("config.json", b"{not json"), (*BERT, "--config", "{file}"),
          "{file}: not valid JSON (Expecting property name enclosed in double quotes: line 1 column 2 (char 1)); pass the model's JSON config"),
     Case("config not an object", _bad_file("config.json", b"[768, 12]"), (*BERT, "--config", "{file}"),

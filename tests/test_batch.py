@@ -23,7 +23,10 @@ from typer.testing import CliRunner
 
 import tf2hf
 from support import ROOT, SHARED, fixture
-from tf2hf.batch.core import MARKER, LocalExecutor, Finished, convert_many
+from tf2hf.batch.events import Finished
+from tf2hf.batch.local_pool import LocalExecutor
+from tf2hf.batch.markers import MARKER
+from tf2hf.batch.run import convert_many
 from tf2hf.tfckpt import open_checkpoint
 from tf2hf.cli import app
 from tf2hf.errors import ManifestError

@@ -96,12 +96,34 @@ def test_config_not_an_object(tmp_path):
     one_line_error(result, f"{bad}: the config must be a JSON object, not list; pass the model's JSON config")
 
 
-def test_vocab_size_mismatch(tmp_path):
+def test_vocab_longer_than_the_embeddings_is_an_error(tmp_path):
     vocab = tmp_path / "vocab.txt"
-    vocab.write_text("[PAD]\n[UNK]\n[CLS]\n")
+    vocab.write_text("".join(f"tok{i}\n" for i in range(51)))
     result = invoke("convert", "bert", "--tf", fixture("bert_pretrain"), "--vocab", vocab, "--out", tmp_path / "m")
-    one_line_error(result, f"{vocab}: 3 tokens but the checkpoint's word embeddings have 50 rows; pass the vocabulary that belongs to this checkpoint")
+    one_line_error(result, f"{vocab}: 51 tokens but the checkpoint's word embeddings have 50 rows; pass the vocabulary that belongs to this checkpoint")
     assert not (tmp_path / "m").exists()
+
+
+def test_vocab_shorter_than_the_embeddings_is_written_with_a_warning(tmp_path):
+    # Padded embedding matrices are common (yiqichen-2000's BERT-Mini: 21849 tokens, 30522 rows).
+    vocab = tmp_path / "vocab.txt"
+    lines = (fixture("bert_pretrain") / "vocab.txt").read_text().splitlines()[:40]
+    vocab.write_text("\n".join(lines) + "\n")
+    result = invoke("convert", "bert", "--tf", fixture("bert_pretrain"), "--vocab", vocab, "--out", tmp_path / "m", "--gelu", "tanh")
+    assert result.exit_code == 0, result.output
+    assert f"{vocab}: 40 tokens, fewer than the 50 rows of the checkpoint's word embeddings" in result.output
+    assert (tmp_path / "m" / "vocab.txt").read_text().splitlines() == lines
+    transformers = pytest.importorskip("transformers")
+    tokenizer = transformers.AutoTokenizer.from_pretrained(str(tmp_path / "m"))
+    assert len(tokenizer) == 40
+
+
+def test_no_tokenizer_reads_no_vocabulary(tmp_path):
+    vocab = tmp_path / "vocab.txt"
+    vocab.write_text("".join(f"tok{i}\n" for i in range(99)))  # would be refused if read
+    result = invoke("convert", "bert", "--tf", fixture("bert_pretrain"), "--vocab", vocab, "--no-tokenizer", "--out", tmp_path / "m", "--gelu", "tanh")
+    assert result.exit_code == 0, result.output
+    assert not (tmp_path / "m" / "vocab.txt").exists() and (tmp_path / "m" / "model.safetensors").exists()
 
 
 def test_missing_config_is_an_error_naming_the_folder(tmp_path):
@@ -140,6 +162,53 @@ def test_architectures_lists_bert():
     result = invoke("architectures")
     assert result.exit_code == 0
     assert "BertForQuestionAnswering" in result.stdout and "tf2hf convert bert" in result.stdout
+
+
+@pytest.fixture
+def broken_plugin(monkeypatch):
+    """An installed plugin whose entry point raises when it is imported."""
+    import importlib.metadata
+    from types import SimpleNamespace
+
+    from tf2hf.engine import registry
+
+    def load():
+        raise ImportError("No module named 'acme_internal'")
+
+    entry = SimpleNamespace(name="bad", value="pkg_bad:FAMILY", dist=SimpleNamespace(name="pkg-bad"), load=load)
+    monkeypatch.setattr(importlib.metadata, "entry_points", lambda *, group: [entry])
+    registry._registry.cache_clear()
+    yield
+    registry._registry.cache_clear()
+
+
+def test_architectures_reports_a_broken_plugin_in_one_line(broken_plugin):
+    result = invoke("architectures")
+    one_line_error(result, "plugin bad = pkg_bad:FAMILY (package pkg-bad): cannot be imported (ImportError: No module named 'acme_internal'); fix or uninstall pkg-bad")
+    assert result.stdout == "" and "Traceback" not in result.output
+
+
+def test_architectures_debug_shows_the_traceback(broken_plugin):
+    result = invoke("architectures", "--debug")
+    assert result.exit_code != 0
+    assert result.exception is not None and type(result.exception).__name__ == "FamilyError"
+
+
+def test_an_unexpected_exception_is_an_internal_error(monkeypatch):
+    from tf2hf.engine import registry
+
+    def broken():
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr(registry, "families", broken)
+    result = invoke("architectures")
+    assert result.exit_code == 2
+    assert result.stderr == "internal error: RuntimeError: boom; rerun with --debug and report the traceback\n"
+
+
+def test_every_command_goes_through_the_boundary():
+    for command in app.registered_commands:
+        assert getattr(command.callback, "guarded", False), command.callback.__name__
 
 
 def test_lowercase_override(tmp_path):

@@ -20,7 +20,8 @@ import tf2hf
 from crashing_jobs import die_while_writing
 from support import fixture
 from test_batch import CORRUPT, NONBERT, architectures, batch, build_zoo, copy_fixture, partial_leftovers
-from tf2hf.batch.core import Progress, Started, convert_many
+from tf2hf.batch.events import Progress, Started
+from tf2hf.batch.run import convert_many
 from tf2hf.errors import ClusterError
 from tf2hf.batch.zoo import discover
 
@@ -32,7 +33,7 @@ def cluster():
     pytest.importorskip("distributed")
     from distributed import Client
 
-    from tf2hf.batch.dask_executor import local_cluster
+    from tf2hf.batch.dask_cluster import local_cluster
 
     with local_cluster(2, allowed_failures=1) as local, Client(local, set_as_default=False) as client:
         yield local.scheduler_address, client
@@ -208,7 +209,7 @@ def test_entries_fail_when_every_worker_leaves(tmp_path):
     from crashing_jobs import start_then_sleep
     from distributed import LocalCluster
 
-    from tf2hf.batch.core import Finished
+    from tf2hf.batch.events import Finished
     from tf2hf.batch.dask_executor import DaskExecutor
 
     local = LocalCluster(n_workers=1, threads_per_worker=1, processes=False, dashboard_address=None,

@@ -25,12 +25,20 @@ EXPECTED_CLASS = {
     "pyxz-google_chinese_L-12_H-768_A-12": "BertForPreTraining",
     "paolanu-protein_bert_step40000": "BertForPreTraining",
     "sgrwang-dna_bert_3mer_step200000": "BertForPreTraining",
+    "CyberZHG-keras-bert-test_checkpoint": "BertForPreTraining",
+    "llSiddharthll-Bert-bert_model": "BertForPreTraining",
+    "rohan400-distilbert-squad-model.ckpt-6910": "BertForQuestionAnswering",  # snappy index
+    "rohan400-distilbert-squad-bert_model": "BertForQuestionAnswering",
+    "yiqichen-2000-BERTE-BERTMini": "BertForPreTraining",
+    "Jerrykuo0310-NLP-model.ckpt-2827": "BertForSequenceClassification",  # config_supplied/
 }
 
 
 def plan_folder(folder):
     with open_checkpoint(folder) as ckpt:
         config_path, _ = find_beside(folder, BERT.config_names)
+        if config_path is None:  # real fine-tunes seldom keep one beside them
+            config_path, _ = find_beside(folder / "config_supplied", BERT.config_names)
         config = json.loads(config_path.read_text())
         return make_plan(BERT, ckpt.variables, config, source=str(ckpt.prefix), config_label=str(config_path))
 
@@ -176,8 +184,23 @@ def test_not_a_bert_checkpoint_says_what_it_found():
         plan(variables)
 
 
-def test_heads_without_a_class_are_refused(pretrain_vars):
+def test_more_heads_than_one_class_takes_the_task_head_wins(pretrain_vars):
+    # A run_classifier fine-tune that kept its trained pre-training heads (real: issue 12): the
+    # classifier is written, the MLM and NSP heads are left out, reported, never silently lost.
     variables = dict(pretrain_vars)
+    variables["output_weights"] = Var((3, 16))
+    variables["output_bias"] = Var((3,))
+    result = plan(variables)
+    assert result.target.cls == "BertForSequenceClassification"
+    assert sorted(result.left_out) == ["masked-LM head", "next-sentence head"]
+    discarded = {name for name, _why in result.discarded}
+    assert {"cls/predictions/output_bias", "cls/seq_relationship/output_weights"} <= discarded
+    assert any(note.startswith("left out: ") for note in result.notes)
+
+
+def test_heads_without_a_class_are_refused(pretrain_vars):
+    # The classifier alone, without the pooler it reads: no class takes it.
+    variables = {k: v for k, v in pretrain_vars.items() if not k.startswith(("cls/", "bert/pooler"))}
     variables["output_weights"] = Var((3, 16))
     variables["output_bias"] = Var((3,))
     with pytest.raises(MappingError, match="no transformers class takes this combination of parts"):

@@ -46,7 +46,8 @@ from dataclasses import replace
 
 from tf2hf.families import bert
 from tf2hf.verify.references.bert import encode
-from tf2hf.verify.references.common import activation, dense_from
+from tf2hf.verify.references.numerics import activation
+from tf2hf.verify.references.weights import dense_from
 from tf2hf.engine.table import Dim, Output, Part, Target, dense
 
 NER = Part("ner", marker="ner/dense/kernel", label="NER head (ner/dense)",

@@ -60,23 +60,20 @@ ROWS = [
     # SavedModel exports (their variables/ folder).
     Row("34127chi-albert_zh_sr-export_1576126868_variables", config="config_from_repo/albert_config_tiny_g.json", cls="AlbertModel"),
     Row("jojolin-albert_zh-export_1574903339_variables", config="config_from_repo/albert_config_base.json",
-        cls="AlbertForSequenceClassification", notes=("token-classification",),
-        missing="the note that the head may be applied per token (issue 12, item 2)"),
+        cls="AlbertForSequenceClassification", notes=("token-classification",)),
     Row("ahzz1207-ALBERT-TINYBERT-savedmodel_3_variables", config="config_from_repo/albert_config.json", cls="AlbertForMaskedLM",
         notes=("pooler",), missing="a TF-Hub module's unused pooler reported and left out (issue 12, item 2)"),
     # Heads: per-token tagging, heads no class holds.
     Row("jojolin-albert_zh-remy_lac_ckpt-18748", config="config_from_repo/albert_config_tiny.json",
-        cls="AlbertForSequenceClassification", notes=("token-classification",),
-        missing="the note that the head may be applied per token (issue 12, item 2)"),
+        cls="AlbertForSequenceClassification", notes=("token-classification",)),
     Row("jojolin-albert_zh-remy_lac_ckpt-18748", config="config_from_repo/albert_config_tiny.json",
-        args=("--task", "token-classification"), cls="AlbertForTokenClassification", missing="--task (issue 12, item 2)"),
+        args=("--task", "token-classification"), cls="AlbertForTokenClassification"),
     Row("whongzhong-Albert-ner-ner-4000", config="config_from_repo/albert_config.json",
         refusal=("bi-lstm0", "--task"), missing="refusal listing the head's variables by scope (issue 12, item 3)"),
     Row("whongzhong-Albert-ner-ner-4000", config="config_from_repo/albert_config.json",
         args=("--task", "feature-extraction"), cls="AlbertModel", missing="--task and extra_weights.safetensors (issue 12, item 3)"),
     # A vocabulary shorter than the embedding matrix.
-    Row("yiqichen-2000-BERTE-BERTMini", cls="BertForPreTraining", notes=("21849", "30522"),
-        missing="a shorter vocabulary written with a warning (issue 12, item 6)"),
+    Row("yiqichen-2000-BERTE-BERTMini", cls="BertForPreTraining", notes=("21849", "30522")),
     # TF2 / Keras layouts (issue 15).
     Row("DjebbiAmine-Senti-BERT-bert_model", args=("--task", "feature-extraction"), cls="BertModel",
         missing="bert-for-tf2 layouts (issue 15)"),

@@ -21,10 +21,10 @@ import numpy as np
 import pytest
 
 from tf2hf.verify.references import FAMILIES, albert, bert, brightmart
-from tf2hf.verify.references.common import (
+from tf2hf.verify.references.blocks import attention_bias
+from tf2hf.verify.references.heads import gather_positions
+from tf2hf.verify.references.numerics import (
     LAYER_NORM_EPSILON,
-    attention_bias,
-    gather_positions,
     gelu_erf,
     gelu_tanh,
     layer_norm,

@@ -24,8 +24,9 @@ from support import fixture
 from tf2hf import sources
 from tf2hf.engine import transforms
 from tf2hf.tfckpt import open_checkpoint
-from tf2hf.tfckpt import reader as reader_module
-from tf2hf.verify.references.common import erf, gelu_erf, param_rows, times_table_t
+from tf2hf.tfckpt import pages as reader_module  # the page handling of the reader
+from tf2hf.verify.references.numerics import erf, gelu_erf
+from tf2hf.verify.references.weights import param_rows, times_table_t
 from tf2hf.output.safetensors_stream import SafetensorsStreamWriter
 
 # --- the reader drops a tensor's pages once its array is gone ------------------------------
@@ -219,7 +220,7 @@ def test_erf_special_values_and_shapes():
 
 
 def test_param_rows_and_times_table_t_equal_the_whole_table_computation(monkeypatch):
-    monkeypatch.setattr("tf2hf.verify.references.common._TABLE_BLOCK", 7)  # several blocks and a partial one
+    monkeypatch.setattr("tf2hf.verify.references.weights._TABLE_BLOCK", 7)  # several blocks and a partial one
     rng = np.random.default_rng(5)
     table = rng.standard_normal((30, 6)).astype(np.float32)
     get = {"t": table}.__getitem__

@@ -18,7 +18,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from collections.abc import Iterator
 
     from tf2hf.api import ConversionResult
-    from tf2hf.batch.core import EntryResult
+    from tf2hf.batch.results import EntryResult
     from tf2hf.tools.inspection import CheckpointReport
 
 
@@ -32,8 +32,8 @@ def convert(family: str, *, tf: str, out: str | None = None, **options: Any) -> 
 def convert_many(entries: Any, out_root: Any, *, workers: int | None = None, **options: Any) -> "Iterator[EntryResult]":
     """Convert many checkpoints in parallel processes (or as tasks on a Dask cluster:
     ``executor="dask"``, ``scheduler=`` or ``client=``), yielding a result per entry as each
-    completes; see :func:`tf2hf.batch.core.convert_many`."""
-    from tf2hf.batch.core import convert_many as _convert_many
+    completes; see :func:`tf2hf.batch.run.convert_many`."""
+    from tf2hf.batch.run import convert_many as _convert_many
 
     return _convert_many(entries, out_root, workers=workers, **options)
 

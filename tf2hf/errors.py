@@ -102,3 +102,12 @@ class ManifestError(ZooError):
 class ClusterError(Tf2hfError):
     """The Dask cluster of a batch cannot be used: Dask is not installed, the scheduler cannot be
     reached or has no workers, or a worker does not see the zoo and the output root."""
+
+
+def one_line(text: str) -> str:
+    """``text`` with every run of whitespace (newlines included) made one space.
+
+    A failure reason is one line of the batch display and of its report, whatever the exception
+    it came from put in its message.
+    """
+    return " ".join(text.split())

@@ -25,6 +25,24 @@ def find_beside(folder: Path, patterns: Sequence[str]) -> tuple[Path | None, lis
     return None, candidates
 
 
+def locate_config(folder: Path, patterns: Sequence[str], given: str | os.PathLike[str] | None = None) -> tuple[Path | None, list[Path]]:
+    """The config to read: ``given``, or else the one file beside the checkpoint that matches;
+    None when there is none or several, with the files that matched."""
+    if given is not None:
+        return Path(given), []
+    return find_beside(folder, patterns)
+
+
+def find_config(folder: Path, patterns: Sequence[str], given: str | os.PathLike[str] | None = None) -> Path:
+    """:func:`locate_config`, for a conversion: no single config is an error."""
+    found, candidates = locate_config(folder, patterns, given)
+    if found is not None:
+        return found
+    if candidates:
+        raise ConfigError(f"{folder}: several configs found ({', '.join(p.name for p in candidates)}); pass one with --config")
+    raise ConfigError(f"{folder}: no config JSON found beside the checkpoint; pass it with --config")
+
+
 def read_limited(path: Path, limit: int, error: type[Tf2hfError], what: str, option: str) -> bytes:
     """The bytes of a small side file (config, vocabulary), refusing absurd sizes before reading."""
     path = Path(path)

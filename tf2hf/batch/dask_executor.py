@@ -1,8 +1,8 @@
 """Running the jobs of ``tf2hf batch`` on a Dask cluster (``--executor dask``).
 
-Each entry becomes one task, :func:`run_on_worker`, which runs the same job as the local process
-pool (:func:`tf2hf.batch.core.run_entry`) on whichever worker the scheduler picks. The cluster is the
-one at ``--scheduler`` (started with ``dask scheduler`` and ``dask worker``), the one of a
+Each entry becomes one task, :func:`tf2hf.batch.dask_worker.run_on_worker`, which runs the same
+job as the local process pool (:func:`tf2hf.batch.job.run_entry`) on whichever worker the
+scheduler picks. The cluster is the one at ``--scheduler`` (started with ``dask scheduler`` and ``dask worker``), the one of a
 ``distributed.Client`` passed in from Python, or a ``LocalCluster`` of worker processes on this
 machine when neither is given.
 
@@ -24,12 +24,12 @@ What carries over from the local executor, and how:
 - **Blame.** Each worker thread is given one task at a time (``worker-saturation`` 1.0 on the
   ``LocalCluster`` made here), so a worker's death counts against the task it was running only.
 
-Dask is imported only in this module, and only when a Dask executor is made.
+Dask is imported only here, in :mod:`tf2hf.batch.dask_cluster` and in the task
+(:mod:`tf2hf.batch.dask_worker`), and only when a Dask executor is made.
 """
 
 from __future__ import annotations
 
-import logging
 import os
 import queue
 import secrets
@@ -38,86 +38,17 @@ from concurrent.futures import CancelledError
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
-from tf2hf.batch.core import FAILED, EntryResult, Event, Executor, Finished, Progress, Started, _one_line, progress_sink, run_entry
-from tf2hf.errors import ClusterError
-from tf2hf.output.staging import _pid_alive, output_error
+from tf2hf.batch.dask_cluster import connect, require_distributed
+from tf2hf.batch.dask_worker import run_on_worker, source_exists
+from tf2hf.batch.events import Event, Finished, Progress, Started
+from tf2hf.batch.executor import Executor
+from tf2hf.batch.job import run_entry
+from tf2hf.batch.results import failed_result
+from tf2hf.errors import ClusterError, one_line
+from tf2hf.output.staging import output_error, pid_alive
 
-INSTALL = "pip install 'tf2hf[cluster]'"
 #: Name of the file a batch writes into its output root, for workers to prove they see it.
 PROBE = ".tf2hf-dask-probe-"
-SHARED_STORAGE = "workers must see the zoo and the output root at the same paths"
-
-
-def require_distributed():
-    """Import ``distributed``, or say how to install it."""
-    try:
-        import distributed
-    except ImportError:
-        raise ClusterError(f"the dask executor needs Dask's distributed scheduler, which is not installed; {INSTALL}") from None
-    return distributed
-
-
-def local_cluster(workers: int, *, allowed_failures: int = 2):
-    """A ``LocalCluster`` as tf2hf runs conversions on it: ``workers`` processes of one thread,
-    each given one task at a time, a task run again ``allowed_failures`` times after its worker
-    died, logs silenced (the batch reports every failure itself)."""
-    distributed = require_distributed()
-    import dask
-
-    with dask.config.set({"distributed.scheduler.worker-saturation": 1.0}):
-        return distributed.LocalCluster(
-            n_workers=max(1, int(workers)),
-            threads_per_worker=1,
-            processes=True,
-            host="127.0.0.1",
-            dashboard_address=None,
-            silence_logs=logging.CRITICAL,
-            # No dashboard; the scheduler's HTTP endpoints (health, metrics) on any free local port,
-            # not on 8787, which another cluster on this machine may hold.
-            scheduler_kwargs={"allowed_failures": allowed_failures, "dashboard_address": "127.0.0.1:0"},
-        )
-
-
-# --- on the worker --------------------------------------------------------------------------
-
-
-def source_exists(source: str) -> bool:
-    """A checkpoint path as entries give it: a folder, a file, or a prefix (``model.ckpt-1``)."""
-    return os.path.exists(source) or os.path.exists(f"{source}.index")
-
-
-def not_visible(payload: dict[str, Any], probe: str | None, source_seen: bool) -> str | None:
-    """The path this worker does not see as the batch does, or None."""
-    if source_seen and not source_exists(payload["source"]):
-        return payload["source"]
-    if probe is not None and not os.path.isfile(os.path.join(payload["out_root"], probe)):
-        return payload["out_root"]
-    return None
-
-
-def run_on_worker(job: Callable[[dict[str, Any]], dict[str, Any]], payload: dict[str, Any], topic: str,
-                  probe: str | None, source_seen: bool) -> dict[str, Any]:
-    """The task of one entry: check the shared storage, then run ``job`` with its progress
-    messages sent to ``topic``."""
-    from distributed import get_worker
-
-    worker = get_worker()
-    missing = not_visible(payload, probe, source_seen)
-    if missing is not None:
-        return EntryResult(
-            key=payload["key"], source=payload["source"], out=payload["out"], status=FAILED,
-            reason=f"{missing}: is not visible on worker {worker.address}; {SHARED_STORAGE} (shared storage)",
-            error="ClusterError",
-        ).to_dict()
-
-    def sink(message: tuple) -> None:
-        worker.log_event(topic, list(message))
-
-    with progress_sink(sink):
-        return job(payload)
-
-
-# --- in the batch process -------------------------------------------------------------------
 
 
 def _remove_dead_probes(root: Path) -> None:
@@ -131,7 +62,7 @@ def _remove_dead_probes(root: Path) -> None:
             pid = int(path.name[len(PROBE):].split("-", 1)[0])
         except ValueError:
             continue
-        if pid != os.getpid() and not _pid_alive(pid):
+        if pid != os.getpid() and not pid_alive(pid):
             path.unlink(missing_ok=True)
 
 
@@ -148,7 +79,7 @@ class DaskExecutor(Executor):
     def __init__(self, scheduler: str | None = None, *, client: Any = None, workers: int | None = None,
                  job: Callable[[dict[str, Any]], dict[str, Any]] = run_entry, retries: int = 2,
                  timeout: float = 30.0, poll: float = 0.1) -> None:
-        distributed = require_distributed()
+        require_distributed()
         if scheduler is not None and client is not None:
             raise TypeError("pass either scheduler= or client=, not both: the client is already connected to its scheduler")
         self.job = job
@@ -157,24 +88,8 @@ class DaskExecutor(Executor):
         self.poll = poll
         self.token = secrets.token_hex(4)
         self.topic = f"tf2hf-progress-{self.token}"
-        self._cluster = None
         self._own_client = client is None
-        self._where = scheduler
-        if client is not None:
-            self.client = client
-            self._where = getattr(getattr(client, "scheduler", None), "address", None) or "of the client"
-        elif scheduler is not None:
-            try:
-                self.client = distributed.Client(scheduler, timeout=timeout, set_as_default=False)
-            except (OSError, ValueError, TypeError) as exc:
-                raise ClusterError(
-                    f"{scheduler}: cannot reach the Dask scheduler ({_one_line(str(exc))}); "
-                    "start one with 'dask scheduler', or check the --scheduler address"
-                ) from None
-        else:
-            self._cluster = local_cluster(workers or os.cpu_count() or 1, allowed_failures=self.retries)
-            self.client = distributed.Client(self._cluster, set_as_default=False)
-            self._where = self._cluster.scheduler_address
+        self.client, self._cluster, self._where = connect(scheduler, client, workers, retries=self.retries, timeout=timeout)
         try:
             self.workers = self._wait_for_workers()
             self._inbox: queue.SimpleQueue = queue.SimpleQueue()
@@ -306,10 +221,10 @@ class DaskExecutor(Executor):
             if status == "finished":
                 return Finished(key, future.result())
             if status == "cancelled":
-                return Finished(key, self._failed(key, f"its Dask task was cancelled (the scheduler {self._where} went away?); run the same command again to convert this entry", "CancelledError"))
+                return Finished(key, self._cancelled(key))
             exc = future.exception()
         except CancelledError:
-            return Finished(key, self._failed(key, f"its Dask task was cancelled (the scheduler {self._where} went away?); run the same command again to convert this entry", "CancelledError"))
+            return Finished(key, self._cancelled(key))
         except Exception as error:  # the result could not be fetched
             exc = error
         finally:
@@ -325,10 +240,12 @@ class DaskExecutor(Executor):
             ))
         return Finished(key, self._failed(key, f"internal error: {type(exc).__name__}: {exc}", type(exc).__name__))
 
+    def _cancelled(self, key: str) -> dict[str, Any]:
+        reason = f"its Dask task was cancelled (the scheduler {self._where} went away?); run the same command again to convert this entry"
+        return self._failed(key, reason, "CancelledError")
+
     def _failed(self, key: str, reason: str, error: str) -> dict[str, Any]:
-        payload = self._payloads[key]
-        return EntryResult(key=key, source=payload["source"], out=payload["out"], status=FAILED,
-                           reason=_one_line(reason), error=error).to_dict()
+        return failed_result(key, self._payloads[key], one_line(reason), error)
 
     def close(self) -> None:
         """Cancel the tasks not finished (a running conversion completes or leaves only its

@@ -10,7 +10,8 @@ from __future__ import annotations
 import sys
 from typing import TextIO
 
-from tf2hf.batch.core import CONVERTED, FAILED, SKIPPED, BatchReport, EntryResult, Event, Progress, Started
+from tf2hf.batch.events import Event, Progress, Started
+from tf2hf.batch.results import CONVERTED, FAILED, SKIPPED, BatchReport, EntryResult
 from tf2hf.sizes import human
 
 

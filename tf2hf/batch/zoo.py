@@ -31,7 +31,7 @@ from typing import Any, Iterable
 from tf2hf.errors import AmbiguousCheckpointError, ManifestError, Tf2hfError, ZooError
 
 #: Per-entry options a manifest (or ``convert_many``) may set, as ``tf2hf.convert`` names them.
-OPTION_KEYS = ("family", "config", "vocab", "target", "gelu", "lowercase", "dtype", "format")
+OPTION_KEYS = ("family", "config", "vocab", "target", "task", "gelu", "lowercase", "dtype", "format")
 _STEP = re.compile(r"(.*)-(\d+)")
 _CHECKPOINT_FILE = re.compile(r".*(\.index|\.meta|\.data-\d{5}-of-\d{5})")
 MAX_MANIFEST_BYTES = 16 << 20
@@ -51,6 +51,7 @@ class ZooEntry:
     config: str | None = None
     vocab: str | None = None
     target: str | None = None
+    task: str | None = None
     gelu: str | None = None
     lowercase: bool | None = None
     dtype: str | None = None
@@ -78,11 +79,19 @@ def check_out_name(out: str, what: str) -> str:
     return "" if str(path) == "." else str(path)
 
 
-# --- discovery ------------------------------------------------------------------------------
+def check_inside(out: Path, out_root: Path) -> None:
+    """Refuse an output path that leaves the output root, lexically or through symbolic links."""
+    root = os.path.realpath(out_root)
+    real = os.path.realpath(out)
+    if not _inside(real, root):
+        raise ZooError(f"{out}: leads outside the output root {out_root} (to {real}); nothing was written")
 
 
 def _inside(path: str, root: str) -> bool:
     return path == root or path.startswith(root.rstrip(os.sep) + os.sep)
+
+
+# --- discovery ------------------------------------------------------------------------------
 
 
 def _escaping_links(folder: Path, names: Iterable[str], zoo_real: str) -> list[str]:

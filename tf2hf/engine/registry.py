@@ -1,17 +1,15 @@
 """Which families exist, and which one a checkpoint belongs to.
 
-Built-in families are modules of :mod:`tf2hf.families` that define ``FAMILY``. Detection uses
-only each family's ``signature`` names, so adding a family never touches this module beyond the
-list below.
-
-Other installed packages add families through the entry-point group ``tf2hf.converters``: each
-entry point resolves to a :class:`~tf2hf.engine.table.Family`, or to a module that defines ``FAMILY``
-or ``FAMILIES``. A family name defined twice is an error that names both packages.
+Every family comes through the entry-point group ``tf2hf.converters``: each entry point
+resolves to a :class:`~tf2hf.engine.table.Family`, or to a module that defines ``FAMILY`` or
+``FAMILIES``. The entry points of the tf2hf distribution itself are the built-in families
+(declared in its ``pyproject.toml``); other installed packages add theirs the same way, so this
+module names no family. A family name defined twice is an error that names both packages.
+Detection uses only each family's ``signature`` names.
 """
 
 from __future__ import annotations
 
-import importlib
 import importlib.metadata
 import re
 from functools import lru_cache
@@ -20,27 +18,43 @@ from typing import Iterable
 from tf2hf.errors import FamilyError
 from tf2hf.engine.table import Family, Rename
 
-BUILTIN_MODULES = (
-    "tf2hf.families.bert",
-    "tf2hf.families.albert",
-    "tf2hf.families.brightmart",
-    "tf2hf.families.electra",
-    "tf2hf.families.tf2_bert",
-)
-
-#: The entry-point group through which other packages add families.
+#: The entry-point group through which families are registered, built-in ones included.
 ENTRY_POINT_GROUP = "tf2hf.converters"
+#: The origin of built-in families: the distribution whose entry points they are.
 BUILTIN = "tf2hf"
 
 
 def _families_of(obj: object, where: str) -> tuple[Family, ...]:
-    """The families an entry point (or built-in module) provides."""
+    """The families an entry point provides."""
     if isinstance(obj, Family):
         return (obj,)
     found = getattr(obj, "FAMILIES", None) or ((obj.FAMILY,) if isinstance(getattr(obj, "FAMILY", None), Family) else ())
     if not found or not all(isinstance(f, Family) for f in found):
         raise FamilyError(f"{where}: defines neither a tf2hf Family nor a module with FAMILY or FAMILIES; fix or uninstall it")
     return tuple(found)
+
+
+def _builtin_entries() -> list[importlib.metadata.EntryPoint]:
+    """tf2hf's own entry points of the group, by name: the names start with a rank because
+    setuptools writes entry points sorted by name, so no other order survives installation."""
+    try:
+        declared = importlib.metadata.distribution(BUILTIN).entry_points.select(group=ENTRY_POINT_GROUP)
+    except importlib.metadata.PackageNotFoundError:
+        declared = ()
+    entries = sorted(declared, key=lambda entry: entry.name)
+    if not entries:
+        # Running from a source tree that was never installed, or installed before the
+        # built-ins were entry points: without metadata there is no family at all.
+        raise FamilyError(
+            f"tf2hf's package metadata declares no families (entry-point group {ENTRY_POINT_GROUP}); "
+            "reinstall tf2hf (pip install -e . in a checkout)"
+        )
+    return entries
+
+
+def _is_builtin(entry: importlib.metadata.EntryPoint) -> bool:
+    dist = getattr(entry, "dist", None)
+    return dist is not None and dist.name.replace("_", "-").lower() == BUILTIN
 
 
 @lru_cache(maxsize=1)
@@ -58,9 +72,12 @@ def _registry() -> tuple[dict[str, Family], dict[str, str]]:
             found[family.name] = family
             origin[family.name] = package
 
-    for module_name in BUILTIN_MODULES:
-        add(_families_of(importlib.import_module(module_name), module_name), BUILTIN)
+    for entry in _builtin_entries():
+        # A built-in that fails to import is a bug of tf2hf: its traceback is the report.
+        add(_families_of(entry.load(), f"{entry.name} = {entry.value}"), BUILTIN)
     for entry in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP):
+        if _is_builtin(entry):
+            continue
         package = entry.dist.name if entry.dist is not None else entry.value
         where = f"plugin {entry.name} = {entry.value} (package {package})"
         try:
@@ -72,8 +89,8 @@ def _registry() -> tuple[dict[str, Family], dict[str, str]]:
 
 
 def families() -> dict[str, Family]:
-    """Every family by its name, in registration order: built-in ones, then plugins'. A module
-    defines ``FAMILY`` or ``FAMILIES`` (several variants of one layout)."""
+    """Every family by its name, in registration order: built-in ones (by rank), then plugins'.
+    A module defines ``FAMILY`` or ``FAMILIES`` (several variants of one layout)."""
     return _registry()[0]
 
 
@@ -115,7 +132,7 @@ def _a(name: str) -> str:
 
 def select(name: str, names: Iterable[str], variant: str | None, source: str) -> Family:
     """The family for ``convert NAME``: ``auto`` or a group, narrowed by the checkpoint's names
-    and by ``--target``."""
+    and by the variant asked for (``--target`` or ``--tower``, as the family's ``variant_option``)."""
     names = list(names)
     candidates = list(families().values()) if name == "auto" else in_group(name)
     found = [f for f in candidates if matches(f, names)]

@@ -1,6 +1,6 @@
 """The vocabulary in which family tables are written.
 
-A family module (``tf2hf/converters/<family>.py``) is data: it builds one :class:`Family` out of
+A family module (``tf2hf/families/<family>.py``) is data: it builds one :class:`Family` out of
 the classes below. The engine (``tf2hf.engine.plan``) reads these and knows no family by name.
 
 Templates
@@ -159,6 +159,21 @@ class Target:
     outputs: tuple[Output, ...] = ()
     discards: Mapping[str, str] = field(default_factory=dict)
     config: Mapping[str, object] = field(default_factory=dict)
+    # The task this class serves (one of TASKS), and whether ``auto`` may pick it: a per-token
+    # head stores the same variables as a sequence head, so only the user can choose it.
+    task: str = ""
+    auto: bool = True
+
+
+#: The task names of transformers pipelines and optimum's exporter, as ``--task`` takes them.
+TASKS = (
+    "pretraining",
+    "fill-mask",
+    "text-classification",
+    "token-classification",
+    "question-answering",
+    "feature-extraction",
+)
 
 
 @dataclass(frozen=True)
@@ -219,16 +234,22 @@ class Family:
     ``signature`` are TF names (no loop letters, after prefix stripping) whose presence
     identifies the family; ``refuse`` lists layouts of this family that no transformers class
     can hold. ``group`` is the name users type (``convert albert`` covers Google's and
-    brightmart's layouts); ``variant`` is the ``--target`` value that selects between families
-    of one group with the same signature (the first registered is the default, unless
-    ``needs_variant``: then a checkpoint that several variants match must name one, e.g. the two
-    towers of an ELECTRA checkpoint). ``variant_option`` is how users name a variant (the CLI
+    brightmart's layouts); ``variant`` is the value that selects between families of one group
+    with the same signature (``convert(variant=...)``; the first registered is the default,
+    unless ``needs_variant``: then a checkpoint that several variants match must name one, e.g.
+    the two towers of an ELECTRA checkpoint). ``variant_option`` is how users name a variant (the CLI
     option shown in messages). ``renames`` normalise names before anything else (see
     :class:`Rename`). ``notes(tf_config, dims)``, when given, says what the family derived
     rather than read (e.g. a head count computed as upstream computes it). ``base_parts`` are the parts every target has; the others are heads, named as the
     reference graph names them. ``hf_config`` turns (TF config, resolved dims, options) into
     the ``config.json`` dict; ``reference`` is the dotted path of the NumPy forward function of
     the source graph used by verification.
+
+    Roles name what the engine, inspection and verification need to find without knowing the
+    family's symbols: ``vocab_dim`` the dimension that counts vocabulary rows (checked against
+    the vocabulary file), ``positions_dim`` the maximum sequence length (the tokenizer's
+    ``model_max_length``), ``token_types_dim`` the number of segments, ``pooler_part`` the part
+    that is base model although it is not in every target (``inspect`` counts it so).
     """
 
     name: str
@@ -255,6 +276,10 @@ class Family:
     needs_variant: bool = False
     variant_option: str = "--target"
     notes: Callable[[dict, dict], list[str]] | None = None
+    vocab_dim: str = "V"
+    positions_dim: str = "P"
+    token_types_dim: str = "T"
+    pooler_part: str = "pooler"
 
     def part(self, name: str) -> Part:
         for part in self.parts:

@@ -8,7 +8,11 @@ lack or misstate them.
 
 from __future__ import annotations
 
-from tf2hf.engine.table import Dim, Family, Output, Part, Refusal, Target, dense, hidden_act, layer_norm, rule
+from tf2hf.engine.table import Dim, Family, Part, Refusal, dense, hidden_act
+from tf2hf.families.blocks import (
+    HF_ALBERT, HF_ALBERT_MLM, TF_ALBERT, classifier, head_targets, identity, layer, mlm_part, pooler, scoped_embeddings,
+    sentence_head, squad,
+)
 
 EMB = "bert/embeddings"
 INNER = "bert/encoder/transformer/group_{g}/inner_group_{j}"
@@ -32,20 +36,7 @@ DIMS = (
     Dim("C", None, shape_of=("output_weights", 0), on_conflict="checkpoint"),
 )
 
-
-
-
-EMBEDDINGS = Part(
-    "embeddings",
-    marker=f"{EMB}/word_embeddings",
-    label="embeddings",
-    rules=(
-        rule("{p}embeddings.word_embeddings.weight", f"{EMB}/word_embeddings", "copy", ("V", "E")),
-        rule("{p}embeddings.position_embeddings.weight", f"{EMB}/position_embeddings", "copy", ("P", "E")),
-        rule("{p}embeddings.token_type_embeddings.weight", f"{EMB}/token_type_embeddings", "copy", ("T", "E")),
-        *layer_norm(f"{EMB}/LayerNorm", "{p}embeddings.LayerNorm", "E"),
-    ),
-)
+EMBEDDINGS = Part("embeddings", marker=f"{EMB}/word_embeddings", label="embeddings", rules=scoped_embeddings(EMB, "E"))
 
 PROJECTION = Part(
     "projection",
@@ -54,10 +45,7 @@ PROJECTION = Part(
     rules=dense(MAPPING, "{p}encoder.embedding_hidden_mapping_in", "E", "H"),
     # TF creates this layer only when E != H; transformers always has it: the identity with a
     # zero bias computes exactly what TF computed without it.
-    when_absent=(
-        rule("{p}encoder.embedding_hidden_mapping_in.weight", None, "eye", ("H", "E"), why="absent in TF (E == H): identity"),
-        rule("{p}encoder.embedding_hidden_mapping_in.bias", None, "zeros", ("H",), why="absent in TF (E == H): zero"),
-    ),
+    when_absent=identity("{p}encoder.embedding_hidden_mapping_in", "H", "E", "absent in TF (E == H)"),
     absent_note="embedding_size == hidden_size: TF has no embedding_hidden_mapping_in; wrote the identity and a zero bias",
 )
 
@@ -65,80 +53,22 @@ ENCODER = Part(
     "encoder",
     marker="bert/encoder/transformer/group_0/inner_group_0/attention_1/self/query/kernel",
     label="shared layer groups",
-    rules=(
-        *dense(f"{INNER}/attention_1/self/query", f"{HF_INNER}.attention.query", "H", "H"),
-        *dense(f"{INNER}/attention_1/self/key", f"{HF_INNER}.attention.key", "H", "H"),
-        *dense(f"{INNER}/attention_1/self/value", f"{HF_INNER}.attention.value", "H", "H"),
-        *dense(f"{INNER}/attention_1/output/dense", f"{HF_INNER}.attention.dense", "H", "H"),
-        # LayerNorm after attention, LayerNorm_1 after the feed-forward block.
-        *layer_norm(f"{INNER}/LayerNorm", f"{HF_INNER}.attention.LayerNorm", "H"),
-        *dense(f"{INNER}/ffn_1/intermediate/dense", f"{HF_INNER}.ffn", "H", "I"),
-        *dense(f"{INNER}/ffn_1/intermediate/output/dense", f"{HF_INNER}.ffn_output", "I", "H"),
-        *layer_norm(f"{INNER}/LayerNorm_1", f"{HF_INNER}.full_layer_layer_norm", "H"),
-    ),
+    rules=layer(INNER, HF_INNER, tf=TF_ALBERT, hf=HF_ALBERT),
 )
 
-POOLER = Part("pooler", marker="bert/pooler/dense/kernel", label="pooler", rules=dense("bert/pooler/dense", "{p}pooler", "H", "H"))
+POOLER = pooler("bert/pooler/dense", "{p}pooler")
 
-MLM = Part(
-    "mlm",
-    marker="cls/predictions/output_bias",
-    label="masked-LM head",
-    rules=(
-        *dense("cls/predictions/transform/dense", "predictions.dense", "H", "E"),
-        *layer_norm("cls/predictions/transform/LayerNorm", "predictions.LayerNorm", "E"),
-        rule("predictions.bias", "cls/predictions/output_bias", "copy", ("V",)),
-    ),
-    tied={"predictions.decoder.weight": "{p}embeddings.word_embeddings.weight", "predictions.decoder.bias": "predictions.bias"},
-)
+MLM = mlm_part(HF_ALBERT_MLM, "predictions", width="E")
 
-SOP = Part(
-    "sop",
-    marker="cls/seq_relationship/output_weights",
-    label="sentence-order head",
-    rules=(
-        rule("sop_classifier.classifier.weight", "cls/seq_relationship/output_weights", "copy", (2, "H")),
-        rule("sop_classifier.classifier.bias", "cls/seq_relationship/output_bias", "copy", (2,)),
-    ),
-)
+SOP = Part("sop", marker="cls/seq_relationship/output_weights", label="sentence-order head", rules=sentence_head("sop_classifier.classifier"))
 
-CLASSIFIER = Part(
-    "classifier",
-    marker="output_weights",
-    label="classifier head (run_classifier)",
-    rules=(
-        rule("classifier.weight", "output_weights", "copy", ("C", "H"), why="transpose_b=True upstream: already [out, in]"),
-        rule("classifier.bias", "output_bias", "copy", ("C",)),
-    ),
-)
+CLASSIFIER = Part("classifier", marker="output_weights", label="classifier head (run_classifier)", rules=classifier())
 
-SQUAD = Part(
-    "squad",
-    marker="cls/squad/output_weights",
-    label="SQuAD v1 head",
-    rules=(
-        rule("qa_outputs.weight", "cls/squad/output_weights", "copy", (2, "H")),
-        rule("qa_outputs.bias", "cls/squad/output_bias", "copy", (2,)),
-    ),
-)
+SQUAD = Part("squad", marker="cls/squad/output_weights", label="SQuAD v1 head", rules=squad())
 
 BASE = frozenset({"embeddings", "projection", "encoder"})
-NO_POOLER = {"pooler": "this transformers class has no pooler; the TF pooler is not used by this head"}
 
-TARGETS = (
-    Target(
-        "AlbertForPreTraining", BASE | {"pooler", "mlm", "sop"}, "albert.",
-        outputs=(Output("mlm_logits", "prediction_logits", "positions"), Output("sop_logits", "sop_logits")),
-    ),
-    Target("AlbertForMaskedLM", BASE | {"mlm"}, "albert.", outputs=(Output("mlm_logits", "logits", "positions"),), discards=NO_POOLER),
-    Target("AlbertForSequenceClassification", BASE | {"pooler", "classifier"}, "albert.", outputs=(Output("classifier_logits", "logits"),)),
-    Target(
-        "AlbertForQuestionAnswering", BASE | {"squad"}, "albert.",
-        outputs=(Output("start_logits", "start_logits"), Output("end_logits", "end_logits")),
-        discards=NO_POOLER, config={"num_labels": 2},
-    ),
-    Target("AlbertModel", BASE | {"pooler"}, ""),
-)
+TARGETS = head_targets("Albert", "albert.", BASE, "sop", "sop_logits", squad=True)
 
 REFUSE = (
     Refusal(r"(start_logits|end_logits|answer_class)/.+",

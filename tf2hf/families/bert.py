@@ -6,7 +6,8 @@ state_dict keys of transformers' ``Bert*`` classes (docs/MAPPING.md §2).
 
 from __future__ import annotations
 
-from tf2hf.engine.table import Dim, Family, Output, Part, Refusal, Rename, Target, dense, hidden_act, layer_norm, rule
+from tf2hf.engine.table import Dim, Family, Part, Refusal, Rename, hidden_act
+from tf2hf.families.blocks import HF_BERT_MLM, classifier, head_targets, layer, mlm_part, pooler, scoped_embeddings, sentence_head, squad
 
 # --- sizes ------------------------------------------------------------------------------------
 
@@ -27,123 +28,44 @@ LOOPS = {"i": "L"}
 
 EMB = "bert/embeddings"
 LAYER = "bert/encoder/layer_{i}"
-HF_LAYER = "{p}encoder.layer.{i}"
 
-
-
-
-EMBEDDINGS = Part(
-    "embeddings",
-    marker=f"{EMB}/word_embeddings",
-    label="embeddings",
-    rules=(
-        rule("{p}embeddings.word_embeddings.weight", f"{EMB}/word_embeddings", "copy", ("V", "H")),
-        rule("{p}embeddings.position_embeddings.weight", f"{EMB}/position_embeddings", "copy", ("P", "H")),
-        rule("{p}embeddings.token_type_embeddings.weight", f"{EMB}/token_type_embeddings", "copy", ("T", "H")),
-        *layer_norm(f"{EMB}/LayerNorm", "{p}embeddings.LayerNorm", "H"),
-    ),
-)
+EMBEDDINGS = Part("embeddings", marker=f"{EMB}/word_embeddings", label="embeddings", rules=scoped_embeddings(EMB))
 
 ENCODER = Part(
     "encoder",
     marker="bert/encoder/layer_0/attention/self/query/kernel",
     label="encoder layers",
-    rules=(
-        *dense(f"{LAYER}/attention/self/query", f"{HF_LAYER}.attention.self.query", "H", "H"),
-        *dense(f"{LAYER}/attention/self/key", f"{HF_LAYER}.attention.self.key", "H", "H"),
-        *dense(f"{LAYER}/attention/self/value", f"{HF_LAYER}.attention.self.value", "H", "H"),
-        *dense(f"{LAYER}/attention/output/dense", f"{HF_LAYER}.attention.output.dense", "H", "H"),
-        *layer_norm(f"{LAYER}/attention/output/LayerNorm", f"{HF_LAYER}.attention.output.LayerNorm", "H"),
-        *dense(f"{LAYER}/intermediate/dense", f"{HF_LAYER}.intermediate.dense", "H", "I"),
-        *dense(f"{LAYER}/output/dense", f"{HF_LAYER}.output.dense", "I", "H"),
-        *layer_norm(f"{LAYER}/output/LayerNorm", f"{HF_LAYER}.output.LayerNorm", "H"),
-    ),
+    rules=layer(LAYER),
 )
 
-POOLER = Part(
-    "pooler",
-    marker="bert/pooler/dense/kernel",
-    label="pooler",
-    rules=dense("bert/pooler/dense", "{p}pooler.dense", "H", "H"),
-)
+POOLER = pooler("bert/pooler/dense", "{p}pooler.dense")
 
-MLM = Part(
-    "mlm",
-    marker="cls/predictions/output_bias",
-    label="masked-LM head",
-    rules=(
-        *dense("cls/predictions/transform/dense", "cls.predictions.transform.dense", "H", "H"),
-        *layer_norm("cls/predictions/transform/LayerNorm", "cls.predictions.transform.LayerNorm", "H"),
-        rule("cls.predictions.bias", "cls/predictions/output_bias", "copy", ("V",)),
-    ),
-    # The TF graph multiplies by the word embeddings (no separate decoder matrix), and
-    # transformers ties the decoder to them and its bias to cls.predictions.bias.
-    tied={
-        "cls.predictions.decoder.weight": "{p}embeddings.word_embeddings.weight",
-        "cls.predictions.decoder.bias": "cls.predictions.bias",
-    },
-)
+# The TF graph multiplies by the word embeddings (no separate decoder matrix), and
+# transformers ties the decoder to them and its bias to cls.predictions.bias.
+MLM = mlm_part(HF_BERT_MLM, "cls.predictions")
 
-NSP = Part(
-    "nsp",
-    marker="cls/seq_relationship/output_weights",
-    label="next-sentence head",
-    rules=(
-        # Upstream multiplies with transpose_b=True: already [out, in].
-        rule("cls.seq_relationship.weight", "cls/seq_relationship/output_weights", "copy", (2, "H")),
-        rule("cls.seq_relationship.bias", "cls/seq_relationship/output_bias", "copy", (2,)),
-    ),
-)
+# Upstream multiplies with transpose_b=True: already [out, in].
+NSP = Part("nsp", marker="cls/seq_relationship/output_weights", label="next-sentence head", rules=sentence_head("cls.seq_relationship"))
 
 CLASSIFIER = Part(
     "classifier",
     marker="output_weights",
     label="classifier head (run_classifier)",
-    rules=(
-        rule("classifier.weight", "output_weights", "copy", ("C", "H"), why="transpose_b=True in run_classifier: already [out, in]"),
-        rule("classifier.bias", "output_bias", "copy", ("C",)),
-    ),
+    rules=classifier(why="transpose_b=True in run_classifier: already [out, in]"),
 )
 
 SQUAD = Part(
     "squad",
     marker="cls/squad/output_weights",
     label="SQuAD head (run_squad)",
-    rules=(
-        rule("qa_outputs.weight", "cls/squad/output_weights", "copy", (2, "H"), why="row 0 = start, row 1 = end, as in transformers"),
-        rule("qa_outputs.bias", "cls/squad/output_bias", "copy", (2,)),
-    ),
+    rules=squad(why="row 0 = start, row 1 = end, as in transformers"),
 )
 
 # --- targets (first match wins) ---------------------------------------------------------------
 
 BASE = frozenset({"embeddings", "encoder"})
-NO_POOLER = {"pooler": "this transformers class has no pooler; the TF pooler is not used by this head"}
 
-TARGETS = (
-    Target(
-        "BertForPreTraining",
-        BASE | {"pooler", "mlm", "nsp"},
-        "bert.",
-        outputs=(Output("mlm_logits", "prediction_logits", "positions"), Output("nsp_logits", "seq_relationship_logits")),
-    ),
-    Target("BertForMaskedLM", BASE | {"mlm"}, "bert.", outputs=(Output("mlm_logits", "logits", "positions"),), discards=NO_POOLER),
-    Target(
-        "BertForSequenceClassification",
-        BASE | {"pooler", "classifier"},
-        "bert.",
-        outputs=(Output("classifier_logits", "logits"),),
-    ),
-    Target(
-        "BertForQuestionAnswering",
-        BASE | {"squad"},
-        "bert.",
-        outputs=(Output("start_logits", "start_logits"), Output("end_logits", "end_logits")),
-        discards=NO_POOLER,
-        config={"num_labels": 2},
-    ),
-    Target("BertModel", BASE | {"pooler"}, ""),
-)
+TARGETS = head_targets("Bert", "bert.", BASE, "nsp", "seq_relationship_logits", squad=True)
 
 # --- config.json --------------------------------------------------------------------------------
 

@@ -16,7 +16,11 @@ folded into one [V,H] word-embedding matrix (computed in float64). Two exact tar
 
 from __future__ import annotations
 
-from tf2hf.engine.table import ConfigCheck, Dim, Family, Output, Part, Target, dense, hidden_act, layer_norm, rule
+from tf2hf.engine.table import ConfigCheck, Dim, Family, Part, hidden_act, rule
+from tf2hf.families.blocks import (
+    HF_ALBERT, HF_ALBERT_MLM, HF_BERT_MLM, WORD, classifier, head_targets, identity, layer, mlm_part, pooler, scoped_embeddings,
+    sentence_head,
+)
 
 EMB = "bert/embeddings"
 SHARED = "bert/encoder/layer_shared"
@@ -44,39 +48,21 @@ CONFIG_CHECKS = (
     ),
 )
 
-
-
-
 FOLD_WHY = "word_embeddings [V,E] x word_embeddings_2 [E,H], folded in float64 (TF multiplies them before adding positions)"
 
 EMBEDDINGS = Part(
     "embeddings",
     marker=f"{EMB}/word_embeddings_2",
     label="embeddings (factorised, folded)",
-    rules=(
-        rule("{p}embeddings.word_embeddings.weight", (f"{EMB}/word_embeddings", f"{EMB}/word_embeddings_2"), "matmul", ("V", "H"), why=FOLD_WHY),
-        rule("{p}embeddings.position_embeddings.weight", f"{EMB}/position_embeddings", "copy", ("P", "H")),
-        rule("{p}embeddings.token_type_embeddings.weight", f"{EMB}/token_type_embeddings", "copy", ("T", "H")),
-        *layer_norm(f"{EMB}/LayerNorm", "{p}embeddings.LayerNorm", "H"),
-    ),
+    rules=scoped_embeddings(EMB, word=rule(
+        WORD, (f"{EMB}/word_embeddings", f"{EMB}/word_embeddings_2"), "matmul", ("V", "H"), why=FOLD_WHY,
+    )),
 )
 
 POOLER_SRC = "bert/pooler/dense"
-MLM_MARKER = "cls/predictions/output_bias"
 NSP_MARKER = "cls/seq_relationship/output_weights"
-NO_POOLER = {"pooler": "this transformers class has no pooler; the TF pooler is not used by this head"}
 
-
-def _classifier(key: str) -> Part:
-    return Part(
-        "classifier",
-        marker="output_weights",
-        label="classifier head",
-        rules=(
-            rule(f"{key}.weight", "output_weights", "copy", ("C", "H"), why="transpose_b=True upstream: already [out, in]"),
-            rule(f"{key}.bias", "output_bias", "copy", ("C",)),
-        ),
-    )
+CLASSIFIER = Part("classifier", marker="output_weights", label="classifier head", rules=classifier())
 
 
 def _hf_config(model_type: str):
@@ -107,66 +93,27 @@ ALBERT_PARTS = (
         "projection",
         marker=f"{EMB}/word_embeddings_2",
         label="identity projection",
-        rules=(
-            rule("{p}encoder.embedding_hidden_mapping_in.weight", None, "eye", ("H", "H"), why="embeddings are folded to width H: identity"),
-            rule("{p}encoder.embedding_hidden_mapping_in.bias", None, "zeros", ("H",), why="embeddings are folded to width H: zero"),
-        ),
+        rules=identity("{p}encoder.embedding_hidden_mapping_in", "H", "H", "embeddings are folded to width H"),
     ),
-    Part(
-        "encoder",
-        marker=f"{SHARED}/attention/self/query/kernel",
-        label="shared layer",
-        rules=(
-            *dense(f"{SHARED}/attention/self/query", f"{HF_ONE}.attention.query", "H", "H"),
-            *dense(f"{SHARED}/attention/self/key", f"{HF_ONE}.attention.key", "H", "H"),
-            *dense(f"{SHARED}/attention/self/value", f"{HF_ONE}.attention.value", "H", "H"),
-            *dense(f"{SHARED}/attention/output/dense", f"{HF_ONE}.attention.dense", "H", "H"),
-            *layer_norm(f"{SHARED}/attention/output/LayerNorm", f"{HF_ONE}.attention.LayerNorm", "H"),
-            *dense(f"{SHARED}/intermediate/dense", f"{HF_ONE}.ffn", "H", "I"),
-            *dense(f"{SHARED}/output/dense", f"{HF_ONE}.ffn_output", "I", "H"),
-            *layer_norm(f"{SHARED}/output/LayerNorm", f"{HF_ONE}.full_layer_layer_norm", "H"),
-        ),
-    ),
-    Part("pooler", marker=f"{POOLER_SRC}/kernel", label="pooler", rules=dense(POOLER_SRC, "{p}pooler", "H", "H")),
-    Part(
-        "mlm",
-        marker=MLM_MARKER,
-        label="masked-LM head",
-        rules=(
-            *dense("cls/predictions/transform/dense", "predictions.dense", "H", "H"),
-            *layer_norm("cls/predictions/transform/LayerNorm", "predictions.LayerNorm", "H"),
-            rule("predictions.bias", "cls/predictions/output_bias", "copy", ("V",)),
-        ),
-        # TF's decoder is (W_word · W_2)ᵀ: exactly the folded word embeddings, tied.
-        tied={"predictions.decoder.weight": "{p}embeddings.word_embeddings.weight", "predictions.decoder.bias": "predictions.bias"},
-    ),
+    Part("encoder", marker=f"{SHARED}/attention/self/query/kernel", label="shared layer", rules=layer(SHARED, HF_ONE, hf=HF_ALBERT)),
+    pooler(POOLER_SRC, "{p}pooler"),
+    # TF's decoder is (W_word · W_2)ᵀ: exactly the folded word embeddings, tied.
+    mlm_part(HF_ALBERT_MLM, "predictions"),
     Part(
         "nsp",
         marker=NSP_MARKER,
         label="next-sentence head",
-        rules=(
-            rule("sop_classifier.classifier.weight", "cls/seq_relationship/output_weights", "copy", (2, "H"), why="brightmart's NSP head takes ALBERT's 2-way sentence head slot"),
-            rule("sop_classifier.classifier.bias", "cls/seq_relationship/output_bias", "copy", (2,)),
-        ),
+        rules=sentence_head("sop_classifier.classifier", why="brightmart's NSP head takes ALBERT's 2-way sentence head slot"),
     ),
-    _classifier("classifier"),
+    CLASSIFIER,
 )
 
 ALBERT_BASE = frozenset({"embeddings", "projection", "encoder"})
 
-ALBERT_TARGETS = (
-    Target(
-        "AlbertForPreTraining", ALBERT_BASE | {"pooler", "mlm", "nsp"}, "albert.",
-        outputs=(Output("mlm_logits", "prediction_logits", "positions"), Output("nsp_logits", "sop_logits")),
-    ),
-    Target("AlbertForMaskedLM", ALBERT_BASE | {"mlm"}, "albert.", outputs=(Output("mlm_logits", "logits", "positions"),), discards=NO_POOLER),
-    Target("AlbertForSequenceClassification", ALBERT_BASE | {"pooler", "classifier"}, "albert.", outputs=(Output("classifier_logits", "logits"),)),
-    Target("AlbertModel", ALBERT_BASE | {"pooler"}, ""),
-)
+# brightmart's NSP head takes ALBERT's 2-way sentence head slot, compared as sop_logits.
+ALBERT_TARGETS = head_targets("Albert", "albert.", ALBERT_BASE, "nsp", "sop_logits")
 
 # --- target: BertFor* -----------------------------------------------------------------------
-
-HF_LAYER = "{p}encoder.layer.{i}"
 
 BERT_PARTS = (
     EMBEDDINGS,
@@ -174,52 +121,17 @@ BERT_PARTS = (
         "encoder",
         marker=f"{SHARED}/attention/self/query/kernel",
         label="shared layer, copied into every layer",
-        rules=(
-            *dense(f"{SHARED}/attention/self/query", f"{HF_LAYER}.attention.self.query", "H", "H"),
-            *dense(f"{SHARED}/attention/self/key", f"{HF_LAYER}.attention.self.key", "H", "H"),
-            *dense(f"{SHARED}/attention/self/value", f"{HF_LAYER}.attention.self.value", "H", "H"),
-            *dense(f"{SHARED}/attention/output/dense", f"{HF_LAYER}.attention.output.dense", "H", "H"),
-            *layer_norm(f"{SHARED}/attention/output/LayerNorm", f"{HF_LAYER}.attention.output.LayerNorm", "H"),
-            *dense(f"{SHARED}/intermediate/dense", f"{HF_LAYER}.intermediate.dense", "H", "I"),
-            *dense(f"{SHARED}/output/dense", f"{HF_LAYER}.output.dense", "I", "H"),
-            *layer_norm(f"{SHARED}/output/LayerNorm", f"{HF_LAYER}.output.LayerNorm", "H"),
-        ),
+        rules=layer(SHARED),
     ),
-    Part("pooler", marker=f"{POOLER_SRC}/kernel", label="pooler", rules=dense(POOLER_SRC, "{p}pooler.dense", "H", "H")),
-    Part(
-        "mlm",
-        marker=MLM_MARKER,
-        label="masked-LM head",
-        rules=(
-            *dense("cls/predictions/transform/dense", "cls.predictions.transform.dense", "H", "H"),
-            *layer_norm("cls/predictions/transform/LayerNorm", "cls.predictions.transform.LayerNorm", "H"),
-            rule("cls.predictions.bias", "cls/predictions/output_bias", "copy", ("V",)),
-        ),
-        tied={"cls.predictions.decoder.weight": "{p}embeddings.word_embeddings.weight", "cls.predictions.decoder.bias": "cls.predictions.bias"},
-    ),
-    Part(
-        "nsp",
-        marker=NSP_MARKER,
-        label="next-sentence head",
-        rules=(
-            rule("cls.seq_relationship.weight", "cls/seq_relationship/output_weights", "copy", (2, "H")),
-            rule("cls.seq_relationship.bias", "cls/seq_relationship/output_bias", "copy", (2,)),
-        ),
-    ),
-    _classifier("classifier"),
+    pooler(POOLER_SRC, "{p}pooler.dense"),
+    mlm_part(HF_BERT_MLM, "cls.predictions"),
+    Part("nsp", marker=NSP_MARKER, label="next-sentence head", rules=sentence_head("cls.seq_relationship")),
+    CLASSIFIER,
 )
 
 BERT_BASE = frozenset({"embeddings", "encoder"})
 
-BERT_TARGETS = (
-    Target(
-        "BertForPreTraining", BERT_BASE | {"pooler", "mlm", "nsp"}, "bert.",
-        outputs=(Output("mlm_logits", "prediction_logits", "positions"), Output("nsp_logits", "seq_relationship_logits")),
-    ),
-    Target("BertForMaskedLM", BERT_BASE | {"mlm"}, "bert.", outputs=(Output("mlm_logits", "logits", "positions"),), discards=NO_POOLER),
-    Target("BertForSequenceClassification", BERT_BASE | {"pooler", "classifier"}, "bert.", outputs=(Output("classifier_logits", "logits"),)),
-    Target("BertModel", BERT_BASE | {"pooler"}, ""),
-)
+BERT_TARGETS = head_targets("Bert", "bert.", BERT_BASE, "nsp", "seq_relationship_logits")
 
 COMMON = dict(
     signature=(f"{EMB}/word_embeddings_2", f"{SHARED}/attention/self/query/kernel"),

@@ -17,7 +17,8 @@ from __future__ import annotations
 
 from tf2hf.errors import ConfigError
 from tf2hf.engine.nonweights import BOOKKEEPING
-from tf2hf.engine.table import DropRule, Dim, Family, Output, Part, Refusal, Target, dense, hidden_act, layer_norm, rule
+from tf2hf.engine.table import DropRule, Dim, Family, Output, Part, Refusal, Target, dense, hidden_act
+from tf2hf.families.blocks import HF_LAYER, HeadNames, layer, mlm, scoped_embeddings
 
 # --- names ----------------------------------------------------------------------------------
 
@@ -32,17 +33,7 @@ OTHER_TOWER = "other tower"
 
 
 def _embeddings(name: str, src: str, width: str, label: str) -> Part:
-    return Part(
-        name,
-        marker=f"{src}/word_embeddings",
-        label=label,
-        rules=(
-            rule("{p}embeddings.word_embeddings.weight", f"{src}/word_embeddings", "copy", ("V", width)),
-            rule("{p}embeddings.position_embeddings.weight", f"{src}/position_embeddings", "copy", ("P", width)),
-            rule("{p}embeddings.token_type_embeddings.weight", f"{src}/token_type_embeddings", "copy", ("T", width)),
-            *layer_norm(f"{src}/LayerNorm", "{p}embeddings.LayerNorm", width),
-        ),
-    )
+    return Part(name, marker=f"{src}/word_embeddings", label=label, rules=scoped_embeddings(src, width))
 
 
 def _projection(tower: str, width: str, hidden: str) -> Part:
@@ -59,23 +50,8 @@ def _projection(tower: str, width: str, hidden: str) -> Part:
 
 
 def _encoder(tower: str, hidden: str, inner: str) -> Part:
-    layer = f"{tower}/encoder/layer_{{i}}"
-    hf = "{p}encoder.layer.{i}"
-    return Part(
-        "encoder",
-        marker=f"{tower}/{QUERY}",
-        label=f"{tower} layers",
-        rules=(
-            *dense(f"{layer}/attention/self/query", f"{hf}.attention.self.query", hidden, hidden),
-            *dense(f"{layer}/attention/self/key", f"{hf}.attention.self.key", hidden, hidden),
-            *dense(f"{layer}/attention/self/value", f"{hf}.attention.self.value", hidden, hidden),
-            *dense(f"{layer}/attention/output/dense", f"{hf}.attention.output.dense", hidden, hidden),
-            *layer_norm(f"{layer}/attention/output/LayerNorm", f"{hf}.attention.output.LayerNorm", hidden),
-            *dense(f"{layer}/intermediate/dense", f"{hf}.intermediate.dense", hidden, inner),
-            *dense(f"{layer}/output/dense", f"{hf}.output.dense", inner, hidden),
-            *layer_norm(f"{layer}/output/LayerNorm", f"{hf}.output.LayerNorm", hidden),
-        ),
-    )
+    rules = layer(f"{tower}/encoder/layer_{{i}}", HF_LAYER, hidden, inner)
+    return Part("encoder", marker=f"{tower}/{QUERY}", label=f"{tower} layers", rules=rules)
 
 
 # --- what is never a weight of the chosen tower -----------------------------------------------
@@ -143,9 +119,11 @@ TAGGER = Part(
 DISC_BASE = frozenset({"embeddings", "projection", "encoder"})
 
 DISC_TARGETS = (
-    Target("ElectraForPreTraining", DISC_BASE | {"discriminator"}, "electra.", outputs=(Output("discriminator_logits", "logits"),)),
-    Target("ElectraForTokenClassification", DISC_BASE | {"tagger"}, "electra.", outputs=(Output("tagger_logits", "logits"),)),
-    Target("ElectraModel", DISC_BASE, ""),
+    Target("ElectraForPreTraining", DISC_BASE | {"discriminator"}, "electra.", outputs=(Output("discriminator_logits", "logits"),),
+           task="pretraining"),
+    Target("ElectraForTokenClassification", DISC_BASE | {"tagger"}, "electra.", outputs=(Output("tagger_logits", "logits"),),
+           task="token-classification"),
+    Target("ElectraModel", DISC_BASE, "", task="feature-extraction"),
 )
 
 # --- generator --------------------------------------------------------------------------------
@@ -169,10 +147,10 @@ GEN_HEAD = Part(
     "mlm",
     marker="generator_predictions/output_bias",
     label="generator masked-LM head",
-    rules=(
-        *dense("generator_predictions/dense", "generator_predictions.dense", "HG", "EW"),
-        *layer_norm("generator_predictions/LayerNorm", "generator_predictions.LayerNorm", "EW"),
-        rule("generator_lm_head.bias", "generator_predictions/output_bias", "copy", ("V",)),
+    rules=mlm(
+        HeadNames("generator_predictions/dense", "generator_predictions/LayerNorm", "generator_predictions/output_bias"),
+        HeadNames("generator_predictions.dense", "generator_predictions.LayerNorm", "generator_lm_head.bias"),
+        "HG", "EW",
     ),
     # The TF head multiplies by the embedding table itself; transformers ties the decoder to it.
     tied={"generator_lm_head.weight": "electra.embeddings.word_embeddings.weight"},
@@ -186,8 +164,9 @@ GEN_TARGETS = (
     Target(
         "ElectraForMaskedLM", OWN, "electra.", outputs=(Output("mlm_logits", "logits", "positions"),),
         discards={"shared_embeddings": "this generator has its own embeddings (untied_generator_embeddings)"},
+        task="fill-mask",
     ),
-    Target("ElectraForMaskedLM", SHARED, "electra.", outputs=(Output("mlm_logits", "logits", "positions"),)),
+    Target("ElectraForMaskedLM", SHARED, "electra.", outputs=(Output("mlm_logits", "logits", "positions"),), task="fill-mask"),
 )
 
 # --- config.json --------------------------------------------------------------------------------
@@ -219,27 +198,28 @@ def _gen_heads(tf_config: dict, dims: dict) -> int:
     return upstream_heads(dims["HG"])
 
 
-def disc_config(tf_config: dict, dims: dict, options: dict) -> dict:
+def _tower_config(tf_config: dict, dims: dict, options: dict, sizes: tuple[str, str, str, str], heads: int) -> dict:
+    """ElectraConfig of one tower; ``sizes`` names its (embedding, hidden, layers, intermediate) dims."""
+    embedding, hidden, layers, inner = sizes
     config = {key: tf_config[key] for key in CARRIED if key in tf_config}
     config.update(
-        vocab_size=dims["V"], embedding_size=dims["E"], hidden_size=dims["H"], num_hidden_layers=dims["L"],
-        num_attention_heads=_disc_heads(tf_config, dims), intermediate_size=dims["I"],
+        vocab_size=dims["V"], embedding_size=dims[embedding], hidden_size=dims[hidden], num_hidden_layers=dims[layers],
+        num_attention_heads=heads, intermediate_size=dims[inner],
         max_position_embeddings=dims["P"], type_vocab_size=dims["T"], layer_norm_eps=1e-12, pad_token_id=0,
         hidden_act=hidden_act(tf_config, options["gelu"]),
     )
+    return config
+
+
+def disc_config(tf_config: dict, dims: dict, options: dict) -> dict:
+    config = _tower_config(tf_config, dims, options, ("E", "H", "L", "I"), _disc_heads(tf_config, dims))
     if "C" in dims:
         config["num_labels"] = dims["C"]
     return config
 
 
 def gen_config(tf_config: dict, dims: dict, options: dict) -> dict:
-    config = {key: tf_config[key] for key in CARRIED if key in tf_config}
-    config.update(
-        vocab_size=dims["V"], embedding_size=dims["EW"], hidden_size=dims["HG"], num_hidden_layers=dims["LG"],
-        num_attention_heads=_gen_heads(tf_config, dims), intermediate_size=dims["IG"],
-        max_position_embeddings=dims["P"], type_vocab_size=dims["T"], layer_norm_eps=1e-12, pad_token_id=0,
-        hidden_act=hidden_act(tf_config, options["gelu"]),
-    )
+    config = _tower_config(tf_config, dims, options, ("EW", "HG", "LG", "IG"), _gen_heads(tf_config, dims))
     if config["hidden_act"] != "gelu":
         # The TF head applies hidden_act; ElectraGeneratorPredictions always applies the erf GELU.
         raise ConfigError(

@@ -19,11 +19,11 @@ are refused as unknown variables, listed.
 from __future__ import annotations
 
 from tf2hf.engine.nonweights import OPTIMIZER
-from tf2hf.engine.table import DropRule, Dim, Family, Part, Rename, Target, dense, hidden_act, layer_norm, rule
+from tf2hf.engine.table import DropRule, Dim, Family, Part, Rename, Rule, Target, hidden_act, rule
+from tf2hf.families.blocks import TF_KERAS, embeddings, layer, pooler
 
 LAYER = "layer_with_weights-{i+4}"
 POOLER = "layer_with_weights-{L+4}"
-HF_LAYER = "{p}encoder.layer.{i}"
 QUERY0 = "layer_with_weights-4/_attention_layer/_query_dense/kernel"
 
 DIMS = (
@@ -48,10 +48,20 @@ DROPS = (
 )
 
 
-def _heads_dense(src: str, dst: str) -> tuple:
+# The attention kernels keep one axis per head; the other sublayers are BERT's dense layers.
+
+
+def _heads_dense(src: str, dst: str, n_in: str, n_out: str) -> tuple[Rule, Rule]:
     return (
-        rule(f"{dst}.weight", f"{src}/kernel", "merge_out_transpose", ("H", "H"), why="[H, heads, head_dim]: heads merged, then [out, in]"),
-        rule(f"{dst}.bias", f"{src}/bias", "flatten", ("H",), why="[heads, head_dim] merged"),
+        rule(f"{dst}.weight", f"{src}/kernel", "merge_out_transpose", (n_out, n_in), why="[H, heads, head_dim]: heads merged, then [out, in]"),
+        rule(f"{dst}.bias", f"{src}/bias", "flatten", (n_out,), why="[heads, head_dim] merged"),
+    )
+
+
+def _heads_output(src: str, dst: str, n_in: str, n_out: str) -> tuple[Rule, Rule]:
+    return (
+        rule(f"{dst}.weight", f"{src}/kernel", "merge_in_transpose", (n_out, n_in), why="[heads, head_dim, H]: heads merged, then [out, in]"),
+        rule(f"{dst}.bias", f"{src}/bias", "copy", (n_out,)),
     )
 
 
@@ -59,11 +69,8 @@ EMBEDDINGS = Part(
     "embeddings",
     marker="layer_with_weights-0/embeddings",
     label="embeddings (layer_with_weights-0…3)",
-    rules=(
-        rule("{p}embeddings.word_embeddings.weight", "layer_with_weights-0/embeddings", "copy", ("V", "H")),
-        rule("{p}embeddings.position_embeddings.weight", "layer_with_weights-1/embeddings", "copy", ("P", "H")),
-        rule("{p}embeddings.token_type_embeddings.weight", "layer_with_weights-2/embeddings", "copy", ("T", "H")),
-        *layer_norm("layer_with_weights-3", "{p}embeddings.LayerNorm", "H"),
+    rules=embeddings(
+        "layer_with_weights-0/embeddings", "layer_with_weights-1/embeddings", "layer_with_weights-2/embeddings", "layer_with_weights-3",
     ),
 )
 
@@ -71,26 +78,10 @@ ENCODER = Part(
     "encoder",
     marker=QUERY0,
     label="Transformer layers (layer_with_weights-4…L+3)",
-    rules=(
-        *_heads_dense(f"{LAYER}/_attention_layer/_query_dense", f"{HF_LAYER}.attention.self.query"),
-        *_heads_dense(f"{LAYER}/_attention_layer/_key_dense", f"{HF_LAYER}.attention.self.key"),
-        *_heads_dense(f"{LAYER}/_attention_layer/_value_dense", f"{HF_LAYER}.attention.self.value"),
-        rule(f"{HF_LAYER}.attention.output.dense.weight", f"{LAYER}/_attention_output_dense/kernel", "merge_in_transpose", ("H", "H"),
-             why="[heads, head_dim, H]: heads merged, then [out, in]"),
-        rule(f"{HF_LAYER}.attention.output.dense.bias", f"{LAYER}/_attention_output_dense/bias", "copy", ("H",)),
-        *layer_norm(f"{LAYER}/_attention_layer_norm", f"{HF_LAYER}.attention.output.LayerNorm", "H"),
-        *dense(f"{LAYER}/_intermediate_dense", f"{HF_LAYER}.intermediate.dense", "H", "I"),
-        *dense(f"{LAYER}/_output_dense", f"{HF_LAYER}.output.dense", "I", "H"),
-        *layer_norm(f"{LAYER}/_output_layer_norm", f"{HF_LAYER}.output.LayerNorm", "H"),
-    ),
+    rules=layer(LAYER, tf=TF_KERAS, attention=_heads_dense, attention_output=_heads_output),
 )
 
-POOLER_PART = Part(
-    "pooler",
-    marker=f"{POOLER}/kernel",
-    label="pooler (layer_with_weights-L+4)",
-    rules=dense(POOLER, "{p}pooler.dense", "H", "H"),
-)
+POOLER_PART = pooler(POOLER, "{p}pooler.dense", label="pooler (layer_with_weights-L+4)")
 
 CARRIED = ("hidden_dropout_prob", "attention_probs_dropout_prob", "initializer_range")
 
@@ -113,7 +104,7 @@ FAMILY = Family(
     dims=DIMS,
     loops={"i": "L"},
     parts=(EMBEDDINGS, ENCODER, POOLER_PART),
-    targets=(Target("BertModel", frozenset({"embeddings", "encoder", "pooler"}), ""),),
+    targets=(Target("BertModel", frozenset({"embeddings", "encoder", "pooler"}), "", task="feature-extraction"),),
     hf_config=hf_config,
     reference="tf2hf.verify.references.tf2_bert:forward",
     # official/modeling/activations/gelu.py: tf.keras.activations.gelu(x, approximate=True).

@@ -30,7 +30,8 @@ _RENAME_NOREPLACE = 1
 _RENAME_EXCHANGE = 2
 
 
-def _pid_alive(pid: int) -> bool:
+def pid_alive(pid: int) -> bool:
+    """Whether process ``pid`` still runs (a zombie does not): a staging folder named after it is in use."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -69,7 +70,7 @@ def clean_leftovers(dest: Path) -> list[Path]:
             pid = int(path.name.rsplit("-", 2)[-2])
         except (ValueError, IndexError):
             continue
-        if pid != os.getpid() and _pid_alive(pid):
+        if pid != os.getpid() and pid_alive(pid):
             continue  # another conversion to the same place is running
         if path.name.startswith(f".{dest.name}{OLD}") and not os.path.lexists(dest):
             # That run died between moving the previous version aside and moving the new one
@@ -123,7 +124,8 @@ def output_error(dest: Path, exc: OSError) -> OutputError:
     return OutputError(f"{dest}: {exc.strerror or exc}; choose another --out")
 
 
-def _fsync(path: str | Path) -> None:
+def fsync_path(path: str | Path) -> None:
+    """fsync a file or a folder by its path (a folder's fsync makes its entries durable)."""
     fd = os.open(path, os.O_RDONLY)
     try:
         os.fsync(fd)
@@ -135,8 +137,15 @@ def _fsync_tree(root: Path) -> None:
     """Every file's data and every folder's entries, so the rename publishes complete files."""
     for folder, _subfolders, files in os.walk(root):
         for name in files:
-            _fsync(os.path.join(folder, name))
-        _fsync(folder)
+            fsync_path(os.path.join(folder, name))
+        fsync_path(folder)
+
+
+def aside(dest: Path, kind: str = PARTIAL) -> Path:
+    """A new name beside ``dest`` for a staging folder (``kind`` PARTIAL) or a previous version
+    moved out of the way (OLD). The pid in it tells :func:`clean_leftovers` whether its run is
+    still alive; the token keeps two staging folders of one process apart."""
+    return dest.parent / f".{dest.name}{kind}{os.getpid()}-{secrets.token_hex(4)}"
 
 
 class Staging:
@@ -145,7 +154,7 @@ class Staging:
     def __init__(self, dest: Path, *, force: bool):
         self.dest = Path(os.path.abspath(dest))  # "out/.." names its parent, not "..", and so on
         self.force = force
-        self.path = self.dest.parent / f".{self.dest.name}{PARTIAL}{os.getpid()}-{secrets.token_hex(4)}"
+        self.path = aside(self.dest)
         self.committed = False
         self._created: list[Path] = []  # parent folders this run made, deepest first
 
@@ -187,7 +196,7 @@ class Staging:
                 raise OutputError(f"{self.dest}: already exists; choose another --out or pass --force to replace it") from None
             raise output_error(self.dest, exc) from None
         try:
-            _fsync(self.dest.parent)  # make the rename itself durable
+            fsync_path(self.dest.parent)  # make the rename itself durable
         except OSError:
             pass  # the folder is in place and complete; only its durability is not confirmed
         if previous is not None:
@@ -197,7 +206,7 @@ class Staging:
         """Put the staged folder at the destination; return where the previous version went."""
         if _renameat2(self.path, self.dest, _RENAME_EXCHANGE):
             return self.path  # swapped in one step: the staging name now holds the old folder
-        old = self.dest.parent / f".{self.dest.name}{OLD}{os.getpid()}-{secrets.token_hex(4)}"
+        old = aside(self.dest, OLD)
         os.rename(self.dest, old)
         try:
             os.rename(self.path, self.dest)

@@ -9,7 +9,8 @@
 
 from __future__ import annotations
 
-from tf2hf.tfckpt.reader import Checkpoint, TensorInfo, open_checkpoint
+from tf2hf.tfckpt.index import TensorInfo
+from tf2hf.tfckpt.reader import Checkpoint, open_checkpoint
 from tf2hf.tfckpt.resolve import resolve_prefix
 
 __all__ = ["Checkpoint", "TensorInfo", "open_checkpoint", "resolve_prefix"]

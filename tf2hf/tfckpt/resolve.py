@@ -2,7 +2,8 @@
 
 A TF V2 checkpoint is a prefix ``P`` with ``P.index`` and ``P.data-0000k-of-0000N`` beside it
 (and often ``P.meta``, which is not needed). Users pass the folder, the prefix, any of those
-files, or the folder's ``checkpoint`` state file, whose paths are frequently absolute paths of
+files, a SavedModel export folder (its ``variables/variables`` is such a checkpoint), or the
+folder's ``checkpoint`` state file, whose paths are frequently absolute paths of
 the machine that trained the model. Every form is accepted; when the answer is not clear the
 error lists what the folder does hold.
 """
@@ -55,6 +56,16 @@ def resolve_prefix(path: str | os.PathLike[str]) -> Path:
     _refuse_missing_prefix(given, prefix)
 
 
+def _saved_model_variables(folder: Path) -> Path | None:
+    """A SavedModel export (``export/<timestamp>/``: ``saved_model.pb`` + ``variables/``) keeps
+    its weights as an ordinary V2 checkpoint with the prefix ``variables/variables``."""
+    prefix = folder / "variables" / "variables"
+    has_graph = (folder / "saved_model.pb").is_file() or (folder / "saved_model.pbtxt").is_file()
+    if has_graph and _index_of(prefix).is_file():
+        return prefix
+    return None
+
+
 def _refuse_file_without_index(given: Path, prefix: Path) -> NoReturn:
     """``given`` exists but no ``.index`` belongs to it: say what it is instead."""
     _raise_if_v1(given)
@@ -78,7 +89,7 @@ def _refuse_missing_prefix(given: Path, prefix: Path) -> NoReturn:
             f"{given}: no such file or directory; pass a checkpoint folder or prefix"
         )
     _raise_if_v1_sharded(prefix)
-    if _data_shards_of(prefix):
+    if data_shards_of(prefix):
         raise CheckpointNotFoundError(
             f"{given}: data shards exist but {_index_of(prefix).name} is missing; "
             f"copy the .index file into {folder}"
@@ -109,6 +120,9 @@ def _from_folder(folder: Path, state_file: Path) -> Path:
             f"{folder}: {len(found)} checkpoints found ({_listing(found)}); "
             f"pass one of them explicitly, e.g. {folder / found[-1]}"
         )
+    exported = _saved_model_variables(folder)
+    if exported is not None:
+        return exported
     for candidate in _v1_candidates(folder, target):
         _raise_if_v1(candidate)
     orphan = _first_orphan_shard(folder)
@@ -214,7 +228,8 @@ def _prefixes_in(folder: Path) -> list[str]:
     return sorted(n[: -len(".index")] for n in names if n.endswith(".index") and n != ".index")
 
 
-def _data_shards_of(prefix: Path) -> list[Path]:
+def data_shards_of(prefix: Path) -> list[Path]:
+    """Every data shard beside ``prefix``, whatever shard count its name says (sorted)."""
     return sorted(prefix.parent.glob(f"{_glob_escape(prefix.name)}.data-?????-of-?????"))
 
 

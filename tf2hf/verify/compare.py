@@ -1,10 +1,13 @@
 """Verification: the written folder against an independent NumPy run of the *source* TF graph.
 
-The reference reads the TF variables by their TF names (never the converted tensors) and
-computes the graph the TF code computed. The converted folder is loaded by transformers exactly
-as a user would load it; any missing, unexpected or mismatched key is a failure. Both run on a
-fixed batch with padding and two segments; every output present (sequence, pooled, each head)
-is compared and the largest absolute difference is reported.
+The reference reads the TF variables by their TF names (never the converted tensors), finds them
+in the checkpoint by itself (:mod:`tf2hf.verify.references.locate`, not the converter's
+renames) and computes the graph the TF code computed. Everything it is told is plain data: the
+checkpoint's variable names and a reader, the configs, which heads and outputs to compare and
+three sizes for the batch; nothing of the converter's mapping. The converted folder is loaded
+by transformers exactly as a user would load it; any missing, unexpected or mismatched key is a
+failure. Both run on a fixed batch with padding and two segments; every output present
+(sequence, pooled, each head) is compared and the largest absolute difference is reported.
 
 torch and transformers are imported here and only here.
 """
@@ -12,15 +15,19 @@ torch and transformers are imported here and only here.
 from __future__ import annotations
 
 import importlib
-import os
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
+from typing import Any, Callable
 
 import numpy as np
 
 from tf2hf.errors import VerificationError
-from tf2hf.engine.plan import Plan
+from tf2hf.offline import work_offline
+from tf2hf.verify.references import layout_of
+from tf2hf.verify.references.locate import Ambiguous, Layout, Missing, locate
+
+Reader = Callable[[str], np.ndarray]
 
 # Largest absolute difference accepted, by stored dtype. float32 must be exact up to float32
 # round-off; half precision is compared relative to the size of the outputs.
@@ -43,45 +50,69 @@ class Verification:
         return max(self.max_abs_diff.values(), default=0.0)
 
 
-def fixed_batch(dims: dict[str, int], seed: int = 20181011) -> dict[str, np.ndarray]:
+@dataclass(frozen=True)
+class OutputSpec:
+    """A head output to compare: the reference's name, the transformers output field, and
+    ``select``: ``"all"`` or ``"positions"`` (gathered at the MLM positions, as TF does)."""
+
+    reference: str
+    field: str
+    select: str = "all"
+
+
+def output_spec(out: Any) -> OutputSpec:
+    """A tuple ``(reference, field[, select])``, or any object with those three attributes."""
+    if isinstance(out, tuple):
+        return OutputSpec(*out)
+    return OutputSpec(out.reference, out.field, getattr(out, "select", "all"))
+
+
+def fixed_batch(vocab_size: int, max_positions: int | None = None, type_vocab_size: int | None = None, seed: int = 20181011) -> dict[str, np.ndarray]:
     """Two sequences, the second padded, each with two segments when the model has them."""
     rng = np.random.default_rng(seed)
-    seq = max(4, min(dims.get("P", 8), 9))
-    vocab = dims["V"]
-    input_ids = rng.integers(0, vocab, size=(2, seq), dtype=np.int64)
+    seq = max(4, min(8 if max_positions is None else max_positions, 9))
+    input_ids = rng.integers(0, vocab_size, size=(2, seq), dtype=np.int64)
     input_mask = np.ones((2, seq), dtype=np.int64)
     input_mask[1, seq - 2:] = 0
     token_type_ids = np.zeros((2, seq), dtype=np.int64)
-    if dims.get("T", 2) >= 2:
+    if (2 if type_vocab_size is None else type_vocab_size) >= 2:
         token_type_ids[:, seq // 2:] = 1
     positions = np.array([[1, seq - 3], [2, seq - 4]], dtype=np.int64)
     return {"input_ids": input_ids, "input_mask": input_mask, "token_type_ids": token_type_ids, "positions": positions}
 
 
-def load_reference(dotted: str) -> Callable:
-    module, _, name = dotted.partition(":")
-    return getattr(importlib.import_module(module), name)
+def load_reference(dotted: str) -> tuple[Callable, Layout]:
+    """The ``forward`` function named ``module:function`` and its module's layout."""
+    module_name, _, name = dotted.partition(":")
+    module = importlib.import_module(module_name)
+    return getattr(module, name), layout_of(module)
 
 
-def reference_outputs(plan: Plan, read: Callable[[str], np.ndarray], hf_config: dict, inputs: dict) -> dict[str, np.ndarray]:
-    forward = load_reference(plan.family.reference)
+def reference_outputs(
+    reference: str,
+    names: Iterable[str],
+    read: Reader,
+    *,
+    source: str,
+    tf_config: Mapping,
+    hf_config: dict,
+    heads: frozenset[str],
+    inputs: dict,
+) -> dict[str, np.ndarray]:
+    forward, layout = load_reference(reference)
     act = hf_config.get("hidden_act", "gelu")
     if act not in REFERENCE_ACT:
-        raise VerificationError(f"{plan.source}: no reference for activation {act!r}; convert with --no-verify")
-    config = {**plan.tf_config, **{k: v for k, v in hf_config.items() if not isinstance(v, (dict, list))}}
-
-    def get(name: str) -> np.ndarray:
-        return read(plan.original.get(name, name))
-
-    heads = frozenset(set(plan.target.parts) - plan.family.base_parts)
-    return forward(get, config, inputs, gelu=REFERENCE_ACT[act], heads=heads)
+        raise VerificationError(f"{source}: no reference for activation {act!r}; convert with --no-verify")
+    config = {**tf_config, **{k: v for k, v in hf_config.items() if not isinstance(v, (dict, list))}}
+    try:
+        return forward(locate(layout, names, read), config, inputs, gelu=REFERENCE_ACT[act], heads=heads)
+    except (Missing, Ambiguous) as exc:
+        detail = f"no {exc.args[0]}" if isinstance(exc, Missing) else exc.args[0]
+        raise VerificationError(f"{source}: the reference graph cannot find its variables in the checkpoint ({detail}); convert with --no-verify") from None
 
 
 def _quiet_transformers():
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
-    os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
-    os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
+    work_offline()
     import transformers
 
     transformers.utils.logging.set_verbosity_error()
@@ -108,7 +139,7 @@ def load_converted(folder: Path, cls_name: str):
     return model
 
 
-def converted_outputs(model, plan: Plan, inputs: dict) -> dict[str, np.ndarray]:
+def converted_outputs(model, heads: frozenset[str], outputs: Iterable[OutputSpec], inputs: dict) -> dict[str, np.ndarray]:
     import torch
 
     tensors = {
@@ -116,35 +147,35 @@ def converted_outputs(model, plan: Plan, inputs: dict) -> dict[str, np.ndarray]:
         "attention_mask": torch.from_numpy(inputs["input_mask"]),
         "token_type_ids": torch.from_numpy(inputs["token_type_ids"]),
     }
-    outputs: dict[str, np.ndarray] = {}
+    found: dict[str, np.ndarray] = {}
     # Two short sequences: one thread runs them as fast as several, and several only spin-wait
     # on each other when anything else wants the cores (6x slower on a loaded 2-core machine).
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
-        _run_model(model, plan, inputs, tensors, outputs)
+        _run_model(model, "pooler" in heads, tuple(outputs), inputs, tensors, found)
     finally:
         torch.set_num_threads(threads)
-    return outputs
+    return found
 
 
-def _run_model(model, plan: Plan, inputs: dict, tensors: dict, outputs: dict[str, np.ndarray]) -> None:
+def _run_model(model, pooled_too: bool, outputs: tuple[OutputSpec, ...], inputs: dict, tensors: dict, found: dict[str, np.ndarray]) -> None:
     import torch
 
     with torch.no_grad():
         base = model.base_model(**tensors)
-        outputs["sequence_output"] = base.last_hidden_state.double().numpy()
+        found["sequence_output"] = base.last_hidden_state.double().numpy()
         pooled = getattr(base, "pooler_output", None)
-        if pooled is not None and "pooler" in plan.target.parts:
-            outputs["pooled_output"] = pooled.double().numpy()
-        if plan.target.outputs:
+        if pooled is not None and pooled_too:
+            found["pooled_output"] = pooled.double().numpy()
+        if outputs:
             full = model(**tensors)
-            for out in plan.target.outputs:
+            for out in outputs:
                 value = getattr(full, out.field).double().numpy()
                 if out.select == "positions":
                     rows = np.arange(value.shape[0])[:, None]
                     value = value[rows, inputs["positions"]].reshape(-1, value.shape[-1])
-                outputs[out.reference] = value
+                found[out.reference] = value
 
 
 def compare(reference: dict[str, np.ndarray], converted: dict[str, np.ndarray], dtype: str) -> Verification:
@@ -162,10 +193,36 @@ def compare(reference: dict[str, np.ndarray], converted: dict[str, np.ndarray], 
     return Verification(passed=all(d <= tolerance for d in diffs.values()), tolerance=tolerance, max_abs_diff=diffs)
 
 
-def verify(plan: Plan, read: Callable[[str], np.ndarray], folder: Path, hf_config: dict, dtype: str) -> Verification:
-    inputs = fixed_batch(plan.dims)
-    reference = reference_outputs(plan, read, hf_config, inputs)
-    model = load_converted(folder, plan.target.cls)
-    result = compare(reference, converted_outputs(model, plan, inputs), dtype)
+def verify(
+    reference: str,
+    names: Iterable[str],
+    read: Reader,
+    folder: Path,
+    *,
+    source: str,
+    tf_config: Mapping,
+    hf_config: dict,
+    target_class: str,
+    heads: Iterable[str],
+    outputs: Iterable = (),
+    vocab_size: int,
+    max_positions: int | None = None,
+    type_vocab_size: int | None = None,
+    dtype: str,
+) -> Verification:
+    """Run ``reference`` (``module:function``) on the checkpoint whose variables are ``names``
+    (read with ``read``) and the transformers ``target_class`` loaded from ``folder`` on one
+    fixed batch, and compare the base outputs (the pooled one when ``heads`` has ``pooler``)
+    and each of ``outputs`` (see :func:`output_spec`).
+
+    ``heads`` are the reference's head names to compute; ``vocab_size``, ``max_positions`` and
+    ``type_vocab_size`` size the batch (a missing size takes the batch's default).
+    """
+    heads = frozenset(heads)
+    specs = tuple(output_spec(o) for o in outputs)
+    inputs = fixed_batch(vocab_size, max_positions, type_vocab_size)
+    ref = reference_outputs(reference, names, read, source=source, tf_config=tf_config, hf_config=hf_config, heads=heads, inputs=inputs)
+    model = load_converted(folder, target_class)
+    result = compare(ref, converted_outputs(model, heads, specs, inputs), dtype)
     result.inputs_shape = tuple(inputs["input_ids"].shape)
     return result

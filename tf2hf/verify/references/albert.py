@@ -22,24 +22,15 @@ from typing import Any
 
 import numpy as np
 
-# The MLM head has BERT's names and graph (its transform maps H -> E, decoding with the [V, E] table).
-from tf2hf.verify.references.bert import mlm_logits
-from tf2hf.verify.references.common import (
-    Getter,
-    activation,
-    add_position_and_type,
-    attention_bias,
-    check_heads,
-    common_heads,
-    count_indexed,
-    dense_from,
-    layer_norm_from,
-    param_rows,
-    post_ln_block,
-    require,
-)
+from tf2hf.verify.references.blocks import WORDS, embed, stack
+from tf2hf.verify.references.heads import forward_with_heads
+from tf2hf.verify.references.locate import Layout
+from tf2hf.verify.references.weights import Getter, count_indexed, dense_from
 
 SUPPORTED_HEADS = frozenset({"pooler", "mlm", "sop", "classifier", "squad"})
+
+#: The root (a hub module's ``module/``) is what stands in front of the word embeddings.
+LAYOUT = Layout(anchors=(WORDS,))
 
 TRANSFORMER = "bert/encoder/transformer"
 
@@ -71,47 +62,23 @@ def group_layout(get: Getter) -> tuple[int, int]:
     return groups, inner
 
 
-def embed(get: Getter, inputs: dict[str, np.ndarray]) -> np.ndarray:
-    """Embedding output ``[B, S, E]`` (before the E -> H projection)."""
-    words = param_rows(get, "bert/embeddings/word_embeddings", inputs["input_ids"])
-    summed = add_position_and_type(get, words, inputs["token_type_ids"])
-    return layer_norm_from(get, "bert/embeddings/LayerNorm", summed)
-
-
 def encode(
     get: Getter, config: dict[str, Any], inputs: dict[str, np.ndarray], act
 ) -> np.ndarray:
-    """Sequence output ``[B, S, H]``."""
-    num_layers = int(require(config, "num_hidden_layers"))
-    num_heads = int(require(config, "num_attention_heads"))
+    """Sequence output ``[B, S, H]``: the embeddings (width E), projected to H when E differs,
+    then layer ``i`` runs every inner group of group ``int(i / num_hidden_layers * groups)``."""
     groups, inner = group_layout(get)
     hidden_size = get(f"{TRANSFORMER}/group_0/inner_group_0/{_QUERY}").shape[0]
-    bias = attention_bias(inputs["input_mask"])
     x = embed(get, inputs)
     if x.shape[-1] != hidden_size:
         x = dense_from(get, "bert/encoder/embedding_hidden_mapping_in", x)
-    for index in range(num_layers):
+
+    def blocks(index: int, num_layers: int) -> list[str]:
         group = int(index / num_layers * groups)
-        for j in range(inner):
-            scope = f"{TRANSFORMER}/group_{group}/inner_group_{j}"
-            x = post_ln_block(get, scope, BLOCK_NAMES, x, bias, num_heads, act)
-    return x
+        return [f"{TRANSFORMER}/group_{group}/inner_group_{j}" for j in range(inner)]
+
+    return stack(get, config, inputs, x, blocks, BLOCK_NAMES, act)
 
 
-def forward(
-    get: Getter,
-    config: dict[str, Any],
-    inputs: dict[str, np.ndarray],
-    *,
-    gelu: str,
-    heads: frozenset[str],
-) -> dict[str, np.ndarray]:
-    """Run the Google ALBERT graph on ``inputs``; see :mod:`tf2hf.verify.references`."""
-    check_heads(heads, SUPPORTED_HEADS, "google-research/albert")
-    act = activation(gelu)
-    sequence_output = encode(get, config, inputs, act)
-    out = {"sequence_output": sequence_output}
-    out.update(common_heads(get, sequence_output, heads, pair_head="sop"))
-    if "mlm" in heads:
-        out["mlm_logits"] = mlm_logits(get, sequence_output, inputs["positions"], act)
-    return out
+# The MLM head has BERT's names and graph (its transform maps H -> E, decoding with the [V, E] table).
+forward = forward_with_heads(encode, "google-research/albert", SUPPORTED_HEADS, pair_head="sop")

@@ -20,25 +20,18 @@ from typing import Any
 import numpy as np
 
 from tf2hf.verify.references.bert import LAYER_NAMES
-from tf2hf.verify.references.common import (
-    Getter,
-    activation,
-    add_position_and_type,
-    attention_bias,
-    check_heads,
-    common_heads,
-    layer_norm_from,
-    mlm_transform,
-    param,
-    param_rows,
-    post_ln_block,
-    require,
-    times_table_t,
-)
+from tf2hf.verify.references.blocks import WORDS, embed, stack
+from tf2hf.verify.references.heads import decode, forward_with_heads, mlm_transform
+from tf2hf.verify.references.locate import Layout
+from tf2hf.verify.references.weights import Getter, param
 
 SUPPORTED_HEADS = frozenset({"pooler", "mlm", "nsp", "classifier", "squad"})
 
+#: The root (a hub module's ``module/``) is what stands in front of the word embeddings.
+LAYOUT = Layout(anchors=(WORDS,))
+
 SHARED_LAYER = "bert/encoder/layer_shared"
+PROJECTION = "bert/embeddings/word_embeddings_2"
 
 
 def check_layer_norm_type(config: dict[str, Any]) -> None:
@@ -50,25 +43,12 @@ def check_layer_norm_type(config: dict[str, Any]) -> None:
         )
 
 
-def embed(get: Getter, inputs: dict[str, np.ndarray]) -> np.ndarray:
-    """Embedding output ``[B, S, H]``: projected words plus type and position, layer-normed."""
-    words = param_rows(get, "bert/embeddings/word_embeddings", inputs["input_ids"])
-    projected = words @ param(get, "bert/embeddings/word_embeddings_2")
-    summed = add_position_and_type(get, projected, inputs["token_type_ids"])
-    return layer_norm_from(get, "bert/embeddings/LayerNorm", summed)
-
-
 def encode(
     get: Getter, config: dict[str, Any], inputs: dict[str, np.ndarray], act
 ) -> np.ndarray:
     """Sequence output ``[B, S, H]``: the shared block applied ``num_hidden_layers`` times."""
-    num_layers = int(require(config, "num_hidden_layers"))
-    num_heads = int(require(config, "num_attention_heads"))
-    bias = attention_bias(inputs["input_mask"])
-    x = embed(get, inputs)
-    for _ in range(num_layers):
-        x = post_ln_block(get, SHARED_LAYER, LAYER_NAMES, x, bias, num_heads, act)
-    return x
+    x = embed(get, inputs, projection=PROJECTION)
+    return stack(get, config, inputs, x, lambda index, _: [SHARED_LAYER], LAYER_NAMES, act)
 
 
 def mlm_logits(
@@ -76,26 +56,9 @@ def mlm_logits(
 ) -> np.ndarray:
     """MLM logits ``[B*K, V]`` = ``x · (W_word · W_2)ᵀ + output_bias``."""
     hidden = mlm_transform(get, sequence_output, positions, act)
-    back_to_e = hidden @ param(get, "bert/embeddings/word_embeddings_2").T
-    logits = times_table_t(back_to_e, get, "bert/embeddings/word_embeddings")
-    return logits + param(get, "cls/predictions/output_bias")
+    return decode(get, hidden @ param(get, PROJECTION).T)
 
 
-def forward(
-    get: Getter,
-    config: dict[str, Any],
-    inputs: dict[str, np.ndarray],
-    *,
-    gelu: str,
-    heads: frozenset[str],
-) -> dict[str, np.ndarray]:
-    """Run the brightmart albert_zh (post-LN) graph; see :mod:`tf2hf.verify.references`."""
-    check_heads(heads, SUPPORTED_HEADS, "brightmart/albert_zh")
-    check_layer_norm_type(config)
-    act = activation(gelu)
-    sequence_output = encode(get, config, inputs, act)
-    out = {"sequence_output": sequence_output}
-    out.update(common_heads(get, sequence_output, heads, pair_head="nsp"))
-    if "mlm" in heads:
-        out["mlm_logits"] = mlm_logits(get, sequence_output, inputs["positions"], act)
-    return out
+forward = forward_with_heads(
+    encode, "brightmart/albert_zh", SUPPORTED_HEADS, pair_head="nsp", mlm=mlm_logits, check_config=check_layer_norm_type
+)

@@ -25,22 +25,18 @@ from typing import Any
 import numpy as np
 
 from tf2hf.verify.references.bert import LAYER_NAMES
-from tf2hf.verify.references.common import (
-    Getter,
-    activation,
-    attention_bias,
-    dense_from,
-    gather_positions,
-    has_variable,
-    layer_norm_from,
-    param,
-    post_ln_block,
-    require,
-)
+from tf2hf.verify.references.blocks import add_position_and_type, stack
+from tf2hf.verify.references.heads import gather_positions
+from tf2hf.verify.references.locate import Layout
+from tf2hf.verify.references.numerics import activation
+from tf2hf.verify.references.weights import Getter, dense_from, has_variable, layer_norm_from, param
 
 DISCRIMINATOR_HEADS = frozenset({"discriminator", "tagger"})
 GENERATOR_HEADS = frozenset({"mlm"})
 TAGGING_TASK = "chunk"
+
+#: Both towers read the discriminator's embeddings, unless the generator has its own.
+LAYOUT = Layout(anchors=("electra/embeddings/word_embeddings", "generator/embeddings/word_embeddings"))
 
 
 def _check(heads: frozenset[str], supported: frozenset[str], tower: str) -> None:
@@ -52,28 +48,17 @@ def _check(heads: frozenset[str], supported: frozenset[str], tower: str) -> None
 def embed(get: Getter, scope: str, inputs: dict[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
     """Embedding output ``[B, S, E]`` and the word table ``[V, E]`` of ``scope``."""
     words = param(get, f"{scope}/word_embeddings")
-    ids = np.asarray(inputs["input_ids"])
-    seq = ids.shape[1]
-    positions = param(get, f"{scope}/position_embeddings")
-    if seq > positions.shape[0]:
-        raise ValueError(f"sequence length {seq} exceeds the {positions.shape[0]} position embeddings")
-    summed = words[ids] + param(get, f"{scope}/token_type_embeddings")[np.asarray(inputs["token_type_ids"])]
-    summed = summed + positions[None, :seq, :]
+    summed = add_position_and_type(get, words[np.asarray(inputs["input_ids"])], inputs["token_type_ids"], scope)
     return layer_norm_from(get, f"{scope}/LayerNorm", summed), words
 
 
 def tower(get: Getter, config: dict[str, Any], inputs: dict[str, np.ndarray], scope: str, embeddings: str, act) -> tuple[np.ndarray, np.ndarray]:
     """Sequence output ``[B, S, H]`` of one tower, and the embedding table it read."""
-    num_layers = int(require(config, "num_hidden_layers"))
-    num_heads = int(require(config, "num_attention_heads"))
     hidden = get(f"{scope}/encoder/layer_0/attention/self/query/kernel").shape[0]
     x, words = embed(get, embeddings, inputs)
     if x.shape[-1] != hidden:
         x = dense_from(get, f"{scope}/embeddings_project", x)
-    bias = attention_bias(inputs["input_mask"])
-    for index in range(num_layers):
-        x = post_ln_block(get, f"{scope}/encoder/layer_{index}", LAYER_NAMES, x, bias, num_heads, act)
-    return x, words
+    return stack(get, config, inputs, x, lambda index, _: [f"{scope}/encoder/layer_{index}"], LAYER_NAMES, act), words
 
 
 def forward_discriminator(get: Getter, config: dict[str, Any], inputs: dict[str, np.ndarray], *, gelu: str, heads: frozenset[str]) -> dict[str, np.ndarray]:
