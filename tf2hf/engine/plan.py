@@ -32,6 +32,7 @@ from tf2hf.engine.folding import fold
 from tf2hf.engine.nonweights import Drop, classify
 from tf2hf.engine.screen import MAX_LISTED, VariableInfo, refuse_layouts, table_names
 from tf2hf.engine.table import Family, Part, Target
+from tf2hf.engine.targets import choose_target, task_notes
 from tf2hf.engine.templates import fill, loop_letters, placeholders
 from tf2hf.errors import ConfigError, MappingError
 
@@ -111,7 +112,7 @@ def make_plan(family: Family, variables: Mapping[str, VariableInfo], tf_config: 
     if family.notes is not None:
         notes += family.notes(dict(tf_config), dims)
     present, target, left_out = _choose_parts(family, names, dims, source=source, config_label=config_label, task=task)
-    notes += _task_notes(family, target, present, left_out)
+    notes += task_notes(family, target, present, left_out)
     rows, tied, absent_notes = _expand_parts(family, target, names, dims)
     notes += absent_notes
     # Step 7 runs before 6 only so that a broken table fails on its target parts first, as it
@@ -137,68 +138,7 @@ def make_plan(family: Family, variables: Mapping[str, VariableInfo], tf_config: 
     )
 
 
-def _task_notes(family: Family, target: Target, present: set[str], left_out: Mapping[str, str]) -> list[str]:
-    notes = [f"left out: {family.part(p).label or p} — {why}; its variables are listed as discarded" for p, why in left_out.items()]
-    per_token = [t for t in family.targets if not t.auto and t.task == "token-classification" and t.parts <= present]
-    if target.task == "text-classification" and per_token:
-        notes.append(
-            f"the classifier head is written as {target.cls} (applied to the pooled output); if it was trained "
-            f"per token (tagging, NER, word segmentation), convert with --task token-classification ({per_token[0].cls})"
-        )
-    return notes
-
-
 # --- step 4: the parts present and the target class ---------------------------------------------
-
-
-# When a checkpoint holds more heads than one class takes (a run_classifier fine-tune that kept
-# its trained MLM head is real), the task head wins over pre-training heads.
-TASK_PREFERENCE = ("text-classification", "question-answering", "token-classification", "pretraining", "fill-mask", "feature-extraction")
-
-
-def choose_target(family: Family, present: set[str], source: str, task: str | None = None) -> tuple[Target, dict[str, str]]:
-    """The class to write and the present parts it leaves out (part → why).
-
-    ``task`` ``None``/``"auto"``: the first class that takes exactly the parts present (its
-    ``discards`` aside); failing that, the preferred task among the classes whose parts are
-    all present, the rest left out. A named task: that task's first class whose parts are all
-    present."""
-    if task in (None, "auto"):
-        for target in family.targets:
-            if target.auto and target.parts <= present and present - target.parts <= set(target.discards):
-                return target, {}
-        fitting = [t for t in family.targets if t.auto and t.task and t.parts <= present]
-        if fitting:
-            best = min(fitting, key=lambda t: (_preference(t.task), -len(t.parts)))
-            return best, _left_out(family, best, present, "the task head wins")
-        labels = ", ".join(family.part(p).label or p for p in sorted(present))
-        raise MappingError(
-            f"{source}: no transformers class takes this combination of parts: {labels}; "
-            f"supported: {'; '.join(t.cls + ' (' + ', '.join(sorted(t.parts)) + ')' for t in family.targets)}"
-        )
-    for target in family.targets:
-        if target.task == task and target.parts <= present:
-            return target, _left_out(family, target, present, f"task {task}")
-    servable = sorted({t.task for t in family.targets if t.task and t.parts <= present}, key=_preference)
-    wanted = [t for t in family.targets if t.task == task]
-    if not wanted:
-        lacks = f"{family.name} checkpoints have no {task} class"
-    else:
-        missing = sorted(wanted[0].parts - present)
-        lacks = f"it has no {', '.join(family.part(p).label or p for p in missing)} for {wanted[0].cls}"
-    raise MappingError(f"{source}: cannot serve task {task}: {lacks}; tasks it can serve: {', '.join(servable) or 'none'}")
-
-
-def _preference(task: str) -> int:
-    return TASK_PREFERENCE.index(task) if task in TASK_PREFERENCE else len(TASK_PREFERENCE)
-
-
-def _left_out(family: Family, target: Target, present: set[str], why: str) -> dict[str, str]:
-    """The present parts the class does not take and has no discard reason for."""
-    extra = present - target.parts - set(target.discards)
-    # Parts that are always "present" (substituted or optional) are not heads being left out.
-    return {p: f"left out ({why}: {target.cls} has no place for it)" for p in sorted(extra)
-            if not (family.part(p).when_absent or family.part(p).optional)}
 
 
 def _choose_parts(family: Family, names: set[str], dims: Mapping[str, int], *, source: str, config_label: str,

@@ -1,0 +1,75 @@
+"""Step 4 of planning, the class written: from the parts present and the task asked for.
+
+``auto`` takes the class whose parts are exactly those present; when the checkpoint holds more
+heads than one class takes, the task head wins and the rest is left out and reported. A named
+task (``--task``) takes that task's class whatever else is present. The task names are those of
+transformers pipelines (:data:`~tf2hf.engine.table.TASKS`).
+"""
+
+from __future__ import annotations
+
+from typing import Mapping
+
+from tf2hf.engine.table import Family, Target
+from tf2hf.errors import MappingError
+
+# When a checkpoint holds more heads than one class takes (a run_classifier fine-tune that kept
+# its trained MLM head is real), the task head wins over pre-training heads.
+TASK_PREFERENCE = ("text-classification", "question-answering", "token-classification", "pretraining", "fill-mask", "feature-extraction")
+
+
+def choose_target(family: Family, present: set[str], source: str, task: str | None = None) -> tuple[Target, dict[str, str]]:
+    """The class to write and the present parts it leaves out (part → why).
+
+    ``task`` ``None``/``"auto"``: the first class that takes exactly the parts present (its
+    ``discards`` aside); failing that, the preferred task among the classes whose parts are
+    all present, the rest left out. A named task: that task's first class whose parts are all
+    present."""
+    if task in (None, "auto"):
+        for target in family.targets:
+            if target.auto and target.parts <= present and present - target.parts <= set(target.discards):
+                return target, {}
+        fitting = [t for t in family.targets if t.auto and t.task and t.parts <= present]
+        if fitting:
+            best = min(fitting, key=lambda t: (_preference(t.task), -len(t.parts)))
+            return best, _left_out(family, best, present, "the task head wins")
+        labels = ", ".join(family.part(p).label or p for p in sorted(present))
+        raise MappingError(
+            f"{source}: no transformers class takes this combination of parts: {labels}; "
+            f"supported: {'; '.join(t.cls + ' (' + ', '.join(sorted(t.parts)) + ')' for t in family.targets)}"
+        )
+    for target in family.targets:
+        if target.task == task and target.parts <= present:
+            return target, _left_out(family, target, present, f"task {task}")
+    servable = sorted({t.task for t in family.targets if t.task and t.parts <= present}, key=_preference)
+    wanted = [t for t in family.targets if t.task == task]
+    if not wanted:
+        lacks = f"{family.name} checkpoints have no {task} class"
+    else:
+        missing = sorted(wanted[0].parts - present)
+        lacks = f"it has no {', '.join(family.part(p).label or p for p in missing)} for {wanted[0].cls}"
+    raise MappingError(f"{source}: cannot serve task {task}: {lacks}; tasks it can serve: {', '.join(servable) or 'none'}")
+
+
+def _preference(task: str) -> int:
+    return TASK_PREFERENCE.index(task) if task in TASK_PREFERENCE else len(TASK_PREFERENCE)
+
+
+def _left_out(family: Family, target: Target, present: set[str], why: str) -> dict[str, str]:
+    """The present parts the class does not take and has no discard reason for."""
+    extra = present - target.parts - set(target.discards)
+    # Parts that are always "present" (substituted or optional) are not heads being left out.
+    return {p: f"left out ({why}: {target.cls} has no place for it)" for p in sorted(extra)
+            if not (family.part(p).when_absent or family.part(p).optional)}
+
+
+def task_notes(family: Family, target: Target, present: set[str], left_out: Mapping[str, str]) -> list[str]:
+    """What the choice of class left out, and the per-token alternative to a sequence head."""
+    notes = [f"left out: {family.part(p).label or p} — {why}; its variables are listed as discarded" for p, why in left_out.items()]
+    per_token = [t for t in family.targets if not t.auto and t.task == "token-classification" and t.parts <= present]
+    if target.task == "text-classification" and per_token:
+        notes.append(
+            f"the classifier head is written as {target.cls} (applied to the pooled output); if it was trained "
+            f"per token (tagging, NER, word segmentation), convert with --task token-classification ({per_token[0].cls})"
+        )
+    return notes
