@@ -95,7 +95,7 @@ def write(out: Path, kind: str, seed: int = 0) -> Path:
 
 def main(argv: list[str]) -> None:
     out = Path(argv[0])
-    for kind in argv[1:] or ["base", "base-adam", "large"]:
+    for kind in argv[1:] or ["base", "base-adam", "large", "large-adam"]:
         print(write(out, kind))
 
 

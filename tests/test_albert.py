@@ -165,7 +165,7 @@ def test_bert_on_an_albert_checkpoint_names_albert(tmp_path):
 
 
 def test_target_bert_is_refused_for_google_albert(tmp_path):
-    with pytest.raises(FamilyError, match=r"--target bert is not available for this checkpoint"):
+    with pytest.raises(FamilyError, match=r'target="bert" is not available for this checkpoint'):
         convert("albert", tf=shared("upstream", "albert_g1i1"), out=tmp_path / "out", target="bert")
 
 

@@ -299,7 +299,7 @@ TF2_NOT_YET = (
 )
 TF2_KNOWN = (
     "{prefix}: a TF2 object-based checkpoint (tf.train.Checkpoint) that matches no known family; of TF2 checkpoints "
-    "tf2hf converts only tf2_bert; first variables: _CHECKPOINTABLE_OBJECT_GRAPH, model/dense/bias/.ATTRIBUTES/VARIABLE_VALUE, "
+    "tf2hf converts only tf2_bert, transformers_tf_bert, transformers_tf_albert, transformers_tf_electra, bert_for_tf2, bert_for_tf2_albert; first variables: _CHECKPOINTABLE_OBJECT_GRAPH, model/dense/bias/.ATTRIBUTES/VARIABLE_VALUE, "
     "model/dense/kernel/.ATTRIBUTES/VARIABLE_VALUE; " + TF1_INSTEAD
 )
 
@@ -361,11 +361,11 @@ CASES = [
     Case("config far too large", _bad_file("config.json", MAX_CONFIG_BYTES + 1), (*BERT, "--config", "{file}"),
          "{file}: {size} bytes is too large for a model config (limit 1048576); pass the right --config"),
     Case("config without end (/dev/zero)", lambda tmp: dict(src=_bert(tmp), file=_dev_zero()), (*BERT, "--config", "{file}"),
-         "{file}: more than 1048576 bytes, too large for a model config; pass the right --config"),
+         "{file}: a model config is a character device, not a regular file (reading a pipe or a device could block or never end); put the real file in its place"),
     Case("vocabulary far too large", _bad_file("vocab.txt", MAX_VOCAB_BYTES + 1), (*BERT, "--vocab", "{file}"),
          "{file}: {size} bytes is too large for a vocabulary (limit 67108864); pass the right --vocab"),
     Case("vocabulary without end (/dev/zero)", lambda tmp: dict(src=_bert(tmp), file=_dev_zero()), (*BERT, "--vocab", "{file}"),
-         "{file}: more than 67108864 bytes, too large for a vocabulary; pass the right --vocab"),
+         "{file}: a vocabulary is a character device, not a regular file (reading a pipe or a device could block or never end); put the real file in its place"),
     Case("SentencePiece model far too large", _bad_file("30k-clean.model", MAX_MODEL_BYTES + 1), (*BERT, "--vocab", "{file}"),
          "{file}: {size} bytes is too large for a SentencePiece model (limit 67108864); pass the right --vocab"),
     # not a checkpoint tf2hf converts

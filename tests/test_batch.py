@@ -160,8 +160,8 @@ def test_mixed_zoo_statuses_report_exit_code_and_rerun(zoo, tmp_path):
         marker = json.loads((out / key / MARKER).read_text())
         assert marker["verified"] is False and marker["target_class"] == cls
     assert not (out / CORRUPT).exists() and not partial_leftovers(out)
-    # The summary on stdout has one line per entry, the failure reason included.
-    assert any(line.startswith(f"failed    {CORRUPT}: ") for line in result.stdout.splitlines())
+    # stdout has one line per entry as it finished, the failure reason included (listed once).
+    assert sum(f"failed    {CORRUPT}: " in line for line in result.stdout.splitlines()) == 1
 
     again = batch(root, "--out", out, "--workers", 2, "--no-verify", "--report", report)
     assert again.exit_code == 1
@@ -223,9 +223,15 @@ def test_stale_and_foreign_outputs_need_force(tmp_path):
     assert refused.exit_code == 1
     assert f"failed    m: {out / 'm'}: exists and was not written by tf2hf batch (no {MARKER}); pass --force to replace it" in refused.stdout
     assert (out / "m" / "mine.txt").exists()
+    # --force replaces a folder tf2hf wrote (or an empty one), never a file of the user's.
+    mine = batch(root, "--out", out, "--no-verify", "--workers", 1, "--force")
+    assert mine.exit_code == 1
+    assert f"failed    m: {out / 'm'}: holds 1 file that tf2hf did not write (mine.txt); choose another --out or remove them" in mine.stdout
+    assert (out / "m" / "mine.txt").read_text() == "not a model"
+    (out / "m" / "mine.txt").unlink()
     forced = batch(root, "--out", out, "--no-verify", "--workers", 1, "--force")
     assert forced.exit_code == 0, forced.output
-    assert not (out / "m" / "mine.txt").exists() and architectures(out / "m") == "BertForPreTraining"
+    assert architectures(out / "m") == "BertForPreTraining"
 
     # Another option changes the fingerprint: the output is stale, replaced only with --force.
     stale = batch(root, "--out", out, "--no-verify", "--workers", 1, "--dtype", "float16")

@@ -132,7 +132,9 @@ def test_missing_config_is_an_error_naming_the_folder(tmp_path):
     for config in src.glob("*.json"):
         config.unlink()
     result = invoke("convert", "bert", "--tf", src, "--out", tmp_path / "m")
-    one_line_error(result, f"{src}: no config JSON found beside the checkpoint; pass it with --config")
+    # Every size but the heads follows from the shapes; without a graph the heads are missing.
+    one_line_error(result, f"{src}: no config JSON found beside the checkpoint, and no training graph ({src / 'model.ckpt-1'}.meta) "
+                   "to read the number of attention heads from (every other size follows from the shapes); pass --config FILE")
 
 
 def test_missing_vocab_is_a_warning(tmp_path):

@@ -89,10 +89,11 @@ def test_upstream_bert_pretraining_reproduces_tf_with_tanh_gelu(tmp_path):
 
 
 def test_upstream_bert_with_erf_gelu_is_measurably_different(tmp_path):
-    # The checkpoint was computed with the tanh formula; the default (erf) config must not
-    # reproduce it to 1e-5: proof that the activation written to config.json matters.
+    # The checkpoint was computed with the tanh formula; an erf config must not reproduce it
+    # to 1e-5: proof that the activation written to config.json matters. (Without --gelu the
+    # training graph beside it says tanh: tests/test_graph_facts.py.)
     src = shared("upstream", "bert_pre")
-    convert("bert", tf=src, out=tmp_path / "out", verify=False)
+    convert("bert", tf=src, out=tmp_path / "out", verify=False, gelu="erf")
     assert json.loads((tmp_path / "out" / "config.json").read_text())["hidden_act"] == "gelu"
     npz = np.load(src / "tf_outputs.npz")
     got, _ = run_converted(tmp_path / "out", npz)
@@ -182,11 +183,17 @@ def test_existing_output_is_refused_then_replaced_with_force(tmp_path):
     out = tmp_path / "out"
     out.mkdir()
     (out / "keep.txt").write_text("old")
-    with pytest.raises(OutputError, match=r"already exists; choose another --out or pass --force"):
+    with pytest.raises(OutputError, match=r"already exists; choose another out= or pass force=True"):
         convert("bert", tf=src, out=out, gelu="tanh")
     assert (out / "keep.txt").exists()
+    # --force replaces an empty folder or a previous conversion, never a file of the user's.
+    with pytest.raises(OutputError, match=r"out: holds 1 file that tf2hf did not write \(keep.txt\); choose another out= or remove them"):
+        convert("bert", tf=src, out=out, gelu="tanh", force=True)
+    assert (out / "keep.txt").read_text() == "old"
+    (out / "keep.txt").unlink()
     convert("bert", tf=src, out=out, gelu="tanh", force=True)
-    assert not (out / "keep.txt").exists() and (out / "model.safetensors").exists()
+    convert("bert", tf=src, out=out, gelu="tanh", force=True, verify=False)  # tf2hf's own output now
+    assert (out / "model.safetensors").exists()
     assert [p.name for p in tmp_path.iterdir()] == ["out"]  # no staging leftovers
 
 
@@ -202,8 +209,13 @@ def test_model_card_records_sources_drops_and_verification(tmp_path):
     card = (tmp_path / "out" / "README.md").read_text()
     import hashlib
 
-    digest = hashlib.sha256((src / "model.ckpt.data-00000-of-00001").read_bytes()).hexdigest()
+    # The index (which pins every tensor's offset, size and crc32c) by sha256; the data shard by
+    # size and mtime, unread beyond the weights (issue 17; --hash-sources hashes it in full).
+    digest = hashlib.sha256((src / "model.ckpt.index").read_bytes()).hexdigest()
     assert digest in card
+    shard = src / "model.ckpt.data-00000-of-00001"
+    assert hashlib.sha256(shard.read_bytes()).hexdigest() not in card
+    assert f"| `{shard.name}` | data | {shard.stat().st_size:,} |" in card and "not hashed" in card
     assert "| optimizer slot | 92 |" in card
     assert "passed" in card and "gelu_new" in card
 

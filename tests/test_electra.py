@@ -194,7 +194,7 @@ def test_auto_asks_for_the_tower_too():
 
 
 def test_a_tower_the_checkpoint_lacks(tmp_path):
-    with pytest.raises(FamilyError, match=r"--tower generator is not available for this checkpoint .*; choices: discriminator$"):
+    with pytest.raises(FamilyError, match=r'tower="generator" is not available for this checkpoint .*; choices: discriminator$'):
         convert("electra", tf=fixture("electra_chunk"), out=tmp_path / "out", tower="generator")
 
 

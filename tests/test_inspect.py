@@ -66,7 +66,7 @@ def groups_of(report) -> dict[str, tuple[int, int]]:
 
 def test_chinese_bert_base_index_only():
     folder = shared("real-index", CHINESE)
-    report = tf2hf.inspect(folder)
+    report = tf2hf.inspect_checkpoint(folder)
     listing = vars_txt(folder / "bert_model.ckpt.VARS.txt")
 
     # Hand-computed from the sizes: V=21128, H=768, I=3072, P=512, T=2, L=12.
@@ -133,7 +133,7 @@ def test_inspect_imports_neither_torch_nor_transformers():
 def test_slots_zoo_groups_match_tensorflow_listing(tf):
     folder = fixture("bert_slots_zoo")
     listing = tf_listing(tf, folder)
-    report = tf2hf.inspect(folder)
+    report = tf2hf.inspect_checkpoint(folder)
     found = groups_of(report)
     assert found["embeddings"] == group_sum(listing, r"module/bert/embeddings/.+")
     assert found["encoder layer 0"] == group_sum(listing, r"module/bert/encoder/layer_0/.+")
@@ -156,7 +156,7 @@ def test_slots_zoo_groups_match_tensorflow_listing(tf):
 def test_albert_groups_and_adam_ratio(tf):
     folder = fixture("albert_pretrain_g2i2")
     listing = tf_listing(tf, folder)
-    report = tf2hf.inspect(folder)
+    report = tf2hf.inspect_checkpoint(folder)
     found = groups_of(report)
     for g in (0, 1):
         assert found[f"encoder group {g}"] == group_sum(listing, rf"bert/encoder/transformer/group_{g}/.+")
@@ -171,7 +171,7 @@ def test_albert_groups_and_adam_ratio(tf):
 
 def test_real_index_fine_tuned_with_adam_is_about_three_times_the_model():
     folder = shared("real-index", "heytgala-bert_tiny_pretrain_step20")
-    report = tf2hf.inspect(folder)
+    report = tf2hf.inspect_checkpoint(folder)
     (listing_file,) = folder.glob("*.VARS.txt")
     listing = vars_txt(listing_file)
     assert report.parameters == sum(numel(s) for s, _ in listing.values())
@@ -182,7 +182,7 @@ def test_real_index_fine_tuned_with_adam_is_about_three_times_the_model():
 
 def test_non_bert_checkpoint_is_grouped_without_a_family():
     folder = shared("real", "t2t-2shard-nonbert")
-    report = tf2hf.inspect(folder)
+    report = tf2hf.inspect_checkpoint(folder)
     listing = vars_txt(folder / "model.ckpt-1.VARS.txt")
     assert report.family is None and report.target_class is None
     assert "matches no known family" in report.problems[0]
@@ -196,7 +196,7 @@ def test_non_bert_checkpoint_is_grouped_without_a_family():
 
 
 def test_squad_pooler_is_listed_but_not_converted():
-    report = tf2hf.inspect(fixture("bert_squad"))
+    report = tf2hf.inspect_checkpoint(fixture("bert_squad"))
     pooler = next(g for g in report.groups if g.name == "pooler")
     assert pooler.variables == 2 and not pooler.converted
     assert report.target_class == "BertForQuestionAnswering"
@@ -215,7 +215,7 @@ def test_every_fixture_groups_add_up_to_tensorflow_listing(tf, name):
     """Whatever the family (or none), every variable lands in exactly one group."""
     folder = ROOT / "fixtures" / name
     listing = tf_listing(tf, folder)
-    report = tf2hf.inspect(folder)
+    report = tf2hf.inspect_checkpoint(folder)
     assert sum(g.variables for g in report.groups) == len(listing)
     assert sum(g.parameters for g in report.groups) == sum(numel(s) for s, _ in listing.values())
     weights = [g for g in report.groups if g.kind in ("model", "head")]

@@ -61,7 +61,7 @@ def test_token_classification_is_written_and_matches_tf_per_token(tmp_path):
 def test_auto_keeps_sequence_classification_and_says_how_to_choose_per_token(tmp_path):
     result = convert("auto", tf=fixture("bert_token_classifier"), gelu="tanh", dry_run=True)
     assert result.target_class == "BertForSequenceClassification"
-    assert any("--task token-classification" in note for note in result.notes)
+    assert any('task="token-classification"' in note for note in result.notes)  # the API's spelling
 
 
 def test_a_classifier_that_kept_its_mlm_head_becomes_the_classifier(tmp_path):

@@ -18,7 +18,8 @@ from tf2hf.tfckpt import open_checkpoint
 from tf2hf.errors import ConfigError, FamilyError, MappingError
 from tf2hf.engine.plan import make_plan
 from tf2hf.verify.references import tf2_bert as reference
-from tf2hf.engine.registry import get_family, select, strip_name
+from tf2hf.engine.registry import get_family, select
+from tf2hf.engine.roots import read_all
 
 torch = pytest.importorskip("torch")
 transformers = pytest.importorskip("transformers")
@@ -40,7 +41,7 @@ def test_encoder_matches_tensorflow_and_the_reference(name, family, tmp_path):
     family_ = get_family("tf2_bert")
     inputs = {k: npz[k] for k in ("input_ids", "input_mask", "token_type_ids")}
     with open_checkpoint(src) as ckpt:
-        by_table_name = {strip_name(family_, n): n for n in ckpt.variables}
+        by_table_name = {table: n for n, table in read_all(family_, ckpt.variables).items()}
         ref = reference.forward(lambda n: ckpt.read(by_table_name[n]), config, inputs, gelu="tanh", heads=frozenset({"pooler"}))
     for key in ("sequence_output", "pooled_output"):
         assert np.max(np.abs(ref[key] - npz[key])) <= 1e-5, key

@@ -9,93 +9,31 @@ from __future__ import annotations
 import json
 import os
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Callable, Sequence
 
 from tf2hf import __version__
+from tf2hf.engine.graph_config import gather, settings_source
 from tf2hf.engine.plan import Plan, make_plan
 from tf2hf.engine.registry import select
+from tf2hf.engine.extras import EXTRA_WEIGHTS, write_extra_weights
 from tf2hf.engine.stream import Progress, check_shards, write_weights
 from tf2hf.engine.table import TASKS, Family
-from tf2hf.errors import ConfigError, OutputError, Tf2hfError, VerificationError, VocabError
+from tf2hf.errors import OutputError, Tf2hfError, VerificationError, VocabError
+from tf2hf.messages import logger
 from tf2hf.output.dtypes import ITEMSIZE, OUTPUT_DTYPES
 from tf2hf.output.model_card import write_model_card
-from tf2hf.output.staging import Staging, output_error
-from tf2hf.output.vocab import infer_lowercase, read_vocab
-from tf2hf.sources import BackgroundHashes, find_beside, find_config, load_config
+from tf2hf.output.staging import Staging, check_out, output_error
+from tf2hf.output.tokenizer_files import find_vocab, read_vocabulary, write_tokenizer
+from tf2hf.provenance import Provenance
+from tf2hf.result import ConversionResult
+from tf2hf.hf_config import hf_config_for
 from tf2hf.tfckpt import open_checkpoint
+from tf2hf.verify.prewarm import Verifier, verifier as start_verifier
 
 FORMATS = ("safetensors", "bin")
 GELUS = ("erf", "tanh")
-
-
-@dataclass
-class ConversionResult:
-    """What a conversion did; ``to_dict()`` is JSON-serialisable."""
-
-    family: str
-    target_class: str
-    source: str
-    config_path: str
-    vocab_path: str | None
-    out: str | None
-    dry_run: bool
-    files: list[str] = field(default_factory=list)
-    tensors: int = 0
-    parameters: int = 0
-    output_bytes: int = 0
-    dtype: str = "float32"
-    format: str = "safetensors"
-    tensors_per_part: dict[str, int] = field(default_factory=dict)
-    dropped: dict[str, dict[str, int]] = field(default_factory=dict)
-    discarded: list[tuple[str, str]] = field(default_factory=list)
-    notes: list[str] = field(default_factory=list)
-    warnings: list[str] = field(default_factory=list)
-    verification: dict[str, Any] | None = None
-    seconds: float = 0.0
-    task: str = "auto"
-    left_out: list[str] = field(default_factory=list)
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-
-def _find_vocab(family: Family, folder: Path, given: str | Path | None, warnings: list[str]) -> Path | None:
-    if given is not None:
-        return Path(given)
-    found, candidates = find_beside(folder, family.vocab_names)
-    if found is None:
-        what = f"several vocabularies ({', '.join(p.name for p in candidates)})" if candidates else "no vocabulary"
-        warnings.append(f"{folder}: {what} found beside the checkpoint; no tokenizer written (pass --vocab)")
-    return found
-
-
-def _read_vocabulary(path: Path):
-    """A WordPiece token list, or a SentencePiece model (English ALBERT's ``*.model``)."""
-    if path.suffix == ".model":
-        from tf2hf.output.spiece import read_model
-
-        return read_model(path).pieces
-    return read_vocab(path)
-
-
-def _write_tokenizer(folder: Path, vocab_path: Path, vocabulary: list, lowercase: bool | None, hint: str, max_length: int, result) -> None:
-    if vocab_path.suffix == ".model":
-        from tf2hf.output.spiece import read_model, write_sentencepiece
-
-        # ALBERT's SentencePiece vocabulary was trained on lower-cased text.
-        do_lower = True if lowercase is None else lowercase
-        write_sentencepiece(folder, vocab_path, read_model(vocab_path), do_lower_case=do_lower, model_max_length=max_length)
-        result.notes.append(f"tokenizer: SentencePiece, {len(vocabulary)} pieces, do_lower_case={do_lower}")
-        return
-    from tf2hf.output.tokenizer import write_wordpiece
-
-    do_lower, why = (lowercase, "set by the user") if lowercase is not None else infer_lowercase(vocabulary, hint)
-    summary = write_wordpiece(folder, vocab_path, vocabulary, do_lower_case=do_lower, lowercase_reason=why, model_max_length=max_length)
-    result.notes.append(f"tokenizer: {summary.vocab_size} tokens, do_lower_case={do_lower} ({why})")
-    if summary.missing_special:
-        result.warnings.append(f"{vocab_path}: no {', '.join(summary.missing_special)} in the vocabulary")
 
 
 def _refuse_replacing_inputs(dest: Path, inputs: list[Path]) -> None:
@@ -105,27 +43,6 @@ def _refuse_replacing_inputs(dest: Path, inputs: list[Path]) -> None:
         real = Path(os.path.realpath(path))
         if real == target or target in real.parents:
             raise OutputError(f"{os.path.abspath(dest)}: holds {path}, which this conversion reads; choose another --out")
-
-
-def hf_config_for(plan: Plan, options: dict) -> dict:
-    """config.json: the family's translation plus what every transformers config needs."""
-    config = plan.family.hf_config(plan.tf_config, plan.dims, options)
-    config.update(plan.target.config)
-    # A family may derive the head count (ELECTRA's generator, TF2's 3-D kernels); else the config's.
-    heads = config.get("num_attention_heads", plan.tf_config.get("num_attention_heads"))
-    if not isinstance(heads, int) or heads <= 0:
-        raise ConfigError(f"{options['config_label']}: num_attention_heads is missing or not a positive integer; fix the config")
-    if config["hidden_size"] % heads:
-        raise ConfigError(f"{options['config_label']}: hidden_size {config['hidden_size']} is not a multiple of num_attention_heads {heads}; fix the config")
-    config["num_attention_heads"] = heads
-    if "num_labels" in config:
-        labels = {str(i): f"LABEL_{i}" for i in range(int(config.pop("num_labels")))}
-        config["id2label"] = labels
-        config["label2id"] = {v: int(k) for k, v in labels.items()}
-    config["model_type"] = plan.family.model_type
-    config["architectures"] = [plan.target.cls]
-    config["dtype"] = options["dtype"]
-    return config
 
 
 @dataclass
@@ -155,11 +72,14 @@ def convert(
     force: bool = False,
     dry_run: bool = False,
     verify: bool = True,
+    allow_non_finite: bool = False,
     variant: str | None = None,
     target: str | None = None,
     tower: str | None = None,
     task: str = "auto",
     tokenizer: bool = True,
+    hash_sources: bool = False,
+    labels: Sequence[str] | None = None,
     progress: Progress | None = None,
     before_commit: Callable[[Path, ConversionResult], None] | None = None,
 ) -> ConversionResult:
@@ -172,25 +92,48 @@ def convert(
     ``variant``, as the command line spells it per family (``--target``, ``--tower``). ``tf``: the
     checkpoint folder, prefix, or any of its files. ``config``/``vocab`` are looked up beside
     the checkpoint when not given. ``gelu``: ``"erf"`` or ``"tanh"`` for configs that say
-    ``"gelu"`` (default: the family's). ``lowercase``: override the inferred ``do_lower_case``.
+    ``"gelu"`` (default: what the training graph beside the checkpoint computes, else the family's; docs/GRAPH.md). ``lowercase``: override the inferred ``do_lower_case``.
     ``task`` (one of :data:`~tf2hf.engine.table.TASKS`, or ``"auto"``: from the heads present)
     picks the class written; heads it does not take are left out and reported. ``tokenizer``
     ``False`` writes no tokenizer files. ``dry_run`` plans and returns without writing anything. ``verify`` (default) runs the
     converted model against a NumPy run of the source graph and fails above tolerance.
+    A weight holding NaN or Inf is refused, naming it; ``allow_non_finite`` writes it anyway, with
+    a warning in the result and the model card. A value the ``dtype`` cannot hold is always refused.
+    ``labels``: a classifier's output names in order (``id2label``), as many as it has outputs.
+    ``progress(done, total, phase)``: ``"planning"`` (0, 0); ``"writing"`` (bytes of the weights
+    file written, its size; reading and writing are one streamed step); ``"verifying"`` (total,
+    total). Notes and warnings are also records of the logger ``tf2hf``, at INFO and WARNING.
+    ``hash_sources`` adds the full sha256 of every data shard to the provenance (it reads the
+    optimizer slots too); by default the shards are identified by size and mtime, beside the
+    index's sha256, which pins every tensor's offset, size and crc32c.
     ``before_commit(staging_folder, result)`` runs when the folder is complete, just before it
     is renamed into place: files it writes there become part of the output, atomically.
     """
     started = time.perf_counter()
     _check_options(format, dtype, gelu, out, dry_run, task)
-    with open_checkpoint(tf) as ckpt:
+    # Verification's process starts first, so torch is imported while this one plans and writes.
+    with start_verifier(verify and not dry_run) as verifier, open_checkpoint(tf) as ckpt:
         source = str(ckpt.prefix)
         fam = select(family, ckpt.variables, _one_variant(variant, target, tower, source), source)
-        prepared = _prepare(fam, ckpt, config, vocab, gelu, dtype, task, tokenizer)
+        if family == "auto":
+            logger.info("%s: detected family %s", source, fam.name)
+        if progress is not None:
+            progress(0, 0, "planning")
+        prepared = _prepare(fam, ckpt, config, vocab, gelu, dtype, task, tokenizer, labels)
         result = _new_result(fam, prepared, source, out, dry_run, dtype, format)
         result.task = task
+        prepared.options["allow_non_finite"] = allow_non_finite
+        result.labels = list(prepared.hf_config.get("id2label", {}).values())
+        logger.info("%s: planned %s, %d tensors", source, result.target_class, result.tensors)
         if not dry_run:
-            _write_folder(ckpt, prepared, result, Path(out), format, dtype, lowercase, force, verify, progress, before_commit)
+            _write_folder(ckpt, prepared, result, Path(out), format, dtype, lowercase, force, verify, progress, before_commit,
+                          verifier=verifier, hash_sources=hash_sources)
         result.seconds = time.perf_counter() - started
+        # Once the result holds them all; marked, for an application that prints the lists itself.
+        for note in result.notes:
+            logger.info("%s", note, extra={"tf2hf_result": True})
+        for warning in result.warnings:
+            logger.warning("%s", warning, extra={"tf2hf_result": True})
         return result
 
 
@@ -204,6 +147,7 @@ def _check_options(format: str, dtype: str, gelu: str | None, out: str | Path | 
         raise Tf2hfError(f"unknown gelu {gelu!r}; choose one of {', '.join(GELUS)}")
     if task != "auto" and task not in TASKS:
         raise Tf2hfError(f"unknown task {task!r}; choose one of auto, {', '.join(TASKS)}")
+    check_out(out)
     if out is None and not dry_run:
         raise OutputError("no output folder given; pass --out")
 
@@ -219,16 +163,17 @@ def _one_variant(variant: str | None, target: str | None, tower: str | None, sou
 
 
 def _prepare(fam: Family, ckpt, config: str | Path | None, vocab: str | Path | None, gelu: str | None, dtype: str,
-             task: str = "auto", tokenizer: bool = True) -> _Prepared:
+             task: str = "auto", tokenizer: bool = True, labels: Sequence[str] | None = None) -> _Prepared:
     """Plan the conversion and read what comes with the checkpoint; writes nothing."""
     warnings: list[str] = []
-    config_path = find_config(ckpt.prefix.parent, fam.config_names, config)
-    tf_config = load_config(config_path)
-    plan = make_plan(fam, ckpt.variables, tf_config, source=str(ckpt.prefix), config_label=str(config_path), task=task)
-    options = {"gelu": gelu or fam.default_gelu, "dtype": dtype, "config_label": str(config_path)}
+    gathered = gather(fam, ckpt.prefix, config, gelu)  # config (or none) and the training graph
+    config_path, settled = gathered.config_path, gathered.settled
+    plan = make_plan(fam, ckpt.variables, settled.tf_config, source=str(ckpt.prefix), config_label=gathered.config_label, task=task)
+    options = {"gelu": settled.gelu, "dtype": dtype, "config_label": gathered.config_label, "labels": labels, "graph": gathered}
     hf_config = hf_config_for(plan, options)
-    vocab_path = _find_vocab(fam, ckpt.prefix.parent, vocab, warnings) if tokenizer else None
-    vocabulary = _read_vocabulary(vocab_path) if vocab_path else None
+    warnings.extend(settled.warnings)  # the graph's disagreements, the heads' among them
+    vocab_path = find_vocab(fam, ckpt.prefix.parent, vocab, warnings) if tokenizer else None
+    vocabulary = read_vocabulary(vocab_path) if vocab_path else None
     rows = plan.dims[fam.vocab_dim]
     if vocabulary is not None and len(vocabulary) > rows:
         raise VocabError(
@@ -250,7 +195,7 @@ def _new_result(fam: Family, prepared: _Prepared, source: str, out, dry_run: boo
         family=fam.name,
         target_class=plan.target.cls,
         source=source,
-        config_path=str(prepared.config_path),
+        config_path=str(prepared.config_path) if prepared.config_path else "",
         vocab_path=str(prepared.vocab_path) if prepared.vocab_path else None,
         out=str(Path(out).absolute()) if out is not None else None,
         dry_run=dry_run,
@@ -263,65 +208,85 @@ def _new_result(fam: Family, prepared: _Prepared, source: str, out, dry_run: boo
         dropped=plan.dropped_summary(),
         discarded=plan.discarded,
         left_out=list(plan.left_out),
-        notes=list(plan.notes),
+        extra_weights=[(name, list(shape)) for name, shape in plan.extras],
+        notes=list(plan.notes) + prepared.options["graph"].settled.notes,
         warnings=prepared.warnings,
+        assumptions=list(prepared.options["graph"].settled.assumptions),
+        hf_config=prepared.hf_config,
     )
     result.plan = plan  # type: ignore[attr-defined]  # for --dry-run display; not serialised
     return result
 
 
 def _write_folder(ckpt, prepared: _Prepared, result: ConversionResult, dest: Path, format: str, dtype: str, lowercase: bool | None,
-                  force: bool, verify: bool, progress: Progress | None, before_commit) -> None:
+                  force: bool, verify: bool, progress: Progress | None, before_commit,
+                  verifier: Verifier | None = None, hash_sources: bool = False) -> None:
     """Write the folder beside ``dest``, verify it, and rename it into place."""
     plan, hf_config, options, vocab_path = prepared.plan, prepared.hf_config, prepared.options, prepared.vocab_path
     source = result.source
     check_shards(ckpt, plan)
-    _refuse_replacing_inputs(dest, [*ckpt.files, prepared.config_path, *([vocab_path] if vocab_path else [])])
+    _refuse_replacing_inputs(dest, [*ckpt.files, *(p for p in (prepared.config_path, vocab_path) if p)])
     with Staging(dest, force=force) as staging:
-        # The model card's sha256 of every source file is computed beside the conversion.
-        hashes = BackgroundHashes([p for p in ckpt.files if p.exists()] + [Path(p) for p in (prepared.config_path, vocab_path) if p is not None])
+        model_file = staging.path / ("model.safetensors" if format == "safetensors" else "pytorch_model.bin")
+        provenance = Provenance(ckpt, [("config", prepared.config_path), ("vocabulary", vocab_path)], model_file, hash_sources)
+        if verifier is not None:
+            verifier.warm(plan.target.cls)
         try:
-            model_file = staging.path / ("model.safetensors" if format == "safetensors" else "pytorch_model.bin")
-            result.output_bytes = write_weights(plan, ckpt.read, model_file, format, dtype, progress)
+            writing = None if progress is None else (lambda done, total, _key: progress(done, total, "writing"))
+            result.output_bytes = write_weights(plan, ckpt.read, model_file, format, dtype, writing,
+                                                allow_non_finite=options.get("allow_non_finite", False), warnings=result.warnings)
+            if plan.extras:  # never into the model file: no class would load them (engine/extras.py)
+                write_extra_weights(plan.extras, ckpt.read, staging.path / EXTRA_WEIGHTS)
             (staging.path / "config.json").write_text(json.dumps(hf_config, indent=2, sort_keys=True) + "\n", encoding="utf-8")
             if prepared.vocabulary is not None:
                 max_length = plan.dims.get(plan.family.positions_dim, 512)
-                _write_tokenizer(staging.path, vocab_path, prepared.vocabulary, lowercase, ckpt.prefix.parent.name, max_length, result)
+                write_tokenizer(staging.path, vocab_path, prepared.vocabulary, lowercase, ckpt.prefix.parent.name, max_length, result)
             if verify:
-                _verify_folder(plan, ckpt, staging, hf_config, dtype, options, source, result)
-            write_model_card(staging.path / "README.md", result, hashes.result(), __version__)
+                logger.info("%s: verifying the written folder against the TF graph", source)
+                if progress is not None:
+                    progress(result.output_bytes, result.output_bytes, "verifying")
+                _verify_folder(plan, ckpt, staging, hf_config, dtype, options, source, result, verifier, lambda: provenance.record(staging.path))
+            result.provenance = provenance.record(staging.path)  # computed once, while verifying
+            write_model_card(staging.path / "README.md", result, [], __version__)
             if before_commit is not None:
                 before_commit(staging.path, result)
             result.files = sorted(p.name for p in staging.path.iterdir())
         except OSError as exc:
             raise output_error(dest, exc) from None
         finally:
-            hashes.cancel()  # a no-op once finished; stops the reading when this failed
+            provenance.cancel()  # a no-op once finished; stops the hashing when this failed
         staging.commit()
 
 
-def _verify_folder(plan: Plan, ckpt, staging: Staging, hf_config: dict, dtype: str, options: dict, source: str, result: ConversionResult) -> None:
-    """Run the written folder against the source graph; record the outcome, raise above tolerance."""
-    from tf2hf.verify.compare import verify as run_verification
+def _verify_folder(plan: Plan, ckpt, staging: Staging, hf_config: dict, dtype: str, options: dict, source: str, result: ConversionResult,
+                   verifier: Verifier | None = None, meanwhile: Callable[[], None] | None = None) -> None:
+    """Run the written folder against the source graph; record the outcome, raise above tolerance.
 
-    # Plain data only: the reference finds its variables among the checkpoint's own names.
-    check = run_verification(
-        plan.family.reference, list(ckpt.variables), ckpt.read, staging.path,
-        source=source, tf_config=plan.tf_config, hf_config=hf_config, target_class=plan.target.cls,
-        heads=frozenset(plan.target.parts) - plan.family.base_parts, outputs=plan.target.outputs,
-        vocab_size=plan.dims[plan.family.vocab_dim], max_positions=plan.dims.get(plan.family.positions_dim),
-        type_vocab_size=plan.dims.get(plan.family.token_types_dim), dtype=dtype,
-    )
+    ``verifier`` runs it (in the process that imported torch while this one wrote; in-process
+    when None); ``meanwhile`` runs here in the meantime."""
+    # Plain data only: the reference finds its variables among the checkpoint's own names,
+    # read by the same reader from the checkpoint's prefix.
+    job = {
+        "reference": plan.family.reference, "names": list(ckpt.variables), "prefix": str(ckpt.prefix),
+        "folder": str(staging.path), "source": source, "tf_config": plan.tf_config, "hf_config": hf_config,
+        "target_class": plan.target.cls, "heads": sorted(frozenset(plan.target.parts) - plan.family.base_parts),
+        "outputs": [(o.reference, o.field, o.select) for o in plan.target.outputs],
+        "vocab_size": plan.dims[plan.family.vocab_dim], "max_positions": plan.dims.get(plan.family.positions_dim),
+        "type_vocab_size": plan.dims.get(plan.family.token_types_dim), "dtype": dtype,
+    }
+    check = (verifier or Verifier(in_process=True)).verify(job, meanwhile)
     result.verification = {
         "passed": check.passed,
         "tolerance": check.tolerance,
         "max_abs_diff": check.max_abs_diff,
         "worst": check.worst,
         "gelu": hf_config.get("hidden_act"),
+        "settings": settings_source(options.get("graph")),  # the reference's activation and heads: graph or assumed
     }
     if not check.passed:
-        worst = max(check.max_abs_diff, key=check.max_abs_diff.get)
-        raise VerificationError(
-            f"{source}: the converted model differs from the TF graph by {check.max_abs_diff[worst]:.3g} in {worst} "
-            f"(tolerance {check.tolerance:.3g}); nothing was written. If the model was trained with the other GELU formula, try --gelu {'tanh' if options['gelu'] == 'erf' else 'erf'}"
-        )
+        from tf2hf.verify.compare import failure_message
+
+        # --gelu can explain a difference only where the config's activation is the "gelu" it chooses.
+        chooses = plan.tf_config.get("hidden_act", "gelu") == "gelu"
+        other = "tanh" if options["gelu"] == "erf" else "erf"
+        raise VerificationError(failure_message(check, source, other if chooses else None))

@@ -6,6 +6,8 @@ names the file involved and says what to do; the CLI prints exactly that line an
 
 from __future__ import annotations
 
+import re
+
 
 class Tf2hfError(Exception):
     """Base class: a problem with the user's input or environment, explained in one line.
@@ -88,6 +90,10 @@ class VerificationError(Tf2hfError):
     """The converted model does not reproduce the source graph, or does not load cleanly."""
 
 
+class WeightValueError(Tf2hfError):
+    """A weight holds NaN or Inf, or a value the output dtype cannot hold."""
+
+
 # --- model zoos (tf2hf batch) --------------------------------------------------------------
 
 
@@ -111,3 +117,37 @@ def one_line(text: str) -> str:
     it came from put in its message.
     """
     return " ".join(text.split())
+
+
+#: A name longer than this is shown with its middle elided; a whole message, beyond
+#: ``MAX_SHOWN_MESSAGE``. File names come from the user's disk and may be 200,000 characters.
+MAX_SHOWN_NAME = 300
+MAX_SHOWN_MESSAGE = 2000
+_LONG_RUN = re.compile(r"\S{%d,}" % (MAX_SHOWN_NAME + 1))
+
+
+def _escaped(char: str) -> str:
+    code = ord(char)
+    if code < 0x100:
+        return f"\\x{code:02x}"
+    return f"\\u{code:04x}" if code < 0x10000 else f"\\U{code:08x}"
+
+
+def _elided(text: str, limit: int) -> str:
+    keep = (limit - 30) // 2
+    return f"{text[:keep]}…({len(text) - 2 * keep} characters)…{text[-keep:]}"
+
+
+def shown(text: str) -> str:
+    """``text`` as it may be printed on a terminal, in one line of bounded length.
+
+    Every character that is not printable (control characters, ANSI escapes, line and paragraph
+    separators, bidirectional overrides; any whitespace but the space) is written as its escape
+    (``\\x1b``, ``\\u2028``), so a file name can neither fake a line of output nor recolour the
+    terminal. A run of more than ``MAX_SHOWN_NAME`` non-space characters (a name, in practice)
+    keeps its start and end, with the number of characters left out between them; so does the
+    whole text beyond ``MAX_SHOWN_MESSAGE``. Printable non-ASCII text (Chinese names) stays as it is.
+    """
+    text = "".join(c if c.isprintable() or c == " " else _escaped(c) for c in str(text))
+    text = _LONG_RUN.sub(lambda match: _elided(match.group(0), MAX_SHOWN_NAME), text)
+    return _elided(text, MAX_SHOWN_MESSAGE) if len(text) > MAX_SHOWN_MESSAGE else text

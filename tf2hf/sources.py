@@ -1,17 +1,60 @@
-"""Finding and loading the files that come with a checkpoint: its config and vocabulary."""
+"""Finding and loading the files that come with a checkpoint: its config and vocabulary; and the
+sha256 of files (:mod:`tf2hf.provenance` says which files are hashed, and why)."""
 
 from __future__ import annotations
 
 import hashlib
 import json
 import os
+import stat
 import threading
 from pathlib import Path
-from typing import Sequence
+from typing import BinaryIO, Sequence
 
 from tf2hf.errors import ConfigError, Tf2hfError
 
 MAX_CONFIG_BYTES = 1024 * 1024
+
+_KINDS = (
+    (stat.S_ISDIR, "a folder"),
+    (stat.S_ISFIFO, "a named pipe (FIFO)"),
+    (stat.S_ISCHR, "a character device"),
+    (stat.S_ISBLK, "a block device"),
+    (stat.S_ISSOCK, "a socket"),
+)
+
+
+def file_kind(mode: int) -> str:
+    """What a file that is not a regular file is, in words (from its ``st_mode``)."""
+    return next((words for test, words in _KINDS if test(mode)), "not a regular file")
+
+
+def not_regular(path: Path, mode: int, error: type[Tf2hfError], what: str) -> Tf2hfError:
+    """The error for ``path`` being a pipe, a device, a folder …: reading one could block
+    forever (a FIFO with no writer) or never end (``/dev/zero``), so nothing of it is read."""
+    return error(
+        f"{path}: {what} is {file_kind(mode)}, not a regular file (reading a pipe or a device "
+        "could block or never end); put the real file in its place"
+    )
+
+
+def open_regular(path: str | os.PathLike[str], error: type[Tf2hfError] = Tf2hfError, what: str = "this", buffering: int = -1) -> BinaryIO:
+    """``path`` opened for reading, if it is a regular file (a symbolic link to one counts).
+
+    Opened non-blocking and checked on the open descriptor, not by a ``stat`` before: opening a
+    FIFO blocks until someone writes to it, and the name may be swapped between a check and an
+    open. ``O_NONBLOCK`` does nothing to a regular file. Raises ``OSError`` as ``open`` does
+    (e.g. ``FileNotFoundError``), and ``error`` for anything that is not a regular file.
+    """
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0))
+    try:
+        mode = os.fstat(fd).st_mode
+        if not stat.S_ISREG(mode):
+            raise not_regular(Path(path), mode, error, what)
+        return os.fdopen(fd, "rb", buffering=buffering)
+    except BaseException:
+        os.close(fd)
+        raise
 
 
 def find_beside(folder: Path, patterns: Sequence[str]) -> tuple[Path | None, list[Path]]:
@@ -50,8 +93,8 @@ def read_limited(path: Path, limit: int, error: type[Tf2hfError], what: str, opt
         size = path.stat().st_size
         if size > limit:
             raise error(f"{path}: {size} bytes is too large for {what} (limit {limit}); pass the right {option}")
-        with path.open("rb") as handle:
-            data = handle.read(limit + 1)  # bounded: a device or a growing file has no honest size
+        with open_regular(path, error, what) as handle:
+            data = handle.read(limit + 1)  # bounded: a growing file has no honest size
         if len(data) > limit:
             raise error(f"{path}: more than {limit} bytes, too large for {what}; pass the right {option}")
         return data
@@ -66,9 +109,32 @@ def load_config(path: Path) -> dict:
         data = json.loads(raw.decode("utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise ConfigError(f"{path}: not valid JSON ({exc}); pass the model's JSON config") from None
+    except RecursionError:
+        raise ConfigError(f"{path}: nested too deeply to be a model config; pass the model's JSON config") from None
+    except ValueError:  # Python refuses to read an int of more digits than sys.get_int_max_str_digits()
+        raise ConfigError(f"{path}: holds a number of thousands of digits, which no model setting has; fix the config") from None
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: the config must be a JSON object, not {type(data).__name__}; pass the model's JSON config")
+    if _depth(data) > MAX_CONFIG_DEPTH:
+        raise ConfigError(f"{path}: nested more than {MAX_CONFIG_DEPTH} levels deep, too deep to be a model config; pass the model's JSON config")
     return data
+
+
+# A model config is flat but for a few small maps (id2label, task_specific_params...).
+MAX_CONFIG_DEPTH = 16
+
+
+def _depth(value) -> int:
+    """How deeply lists and objects nest in ``value``, without recursion (no RecursionError)."""
+    deepest, stack = 0, [(value, 0)]
+    while stack:
+        item, depth = stack.pop()
+        deepest = max(deepest, depth)
+        if isinstance(item, dict):
+            stack.extend((child, depth + 1) for child in item.values())
+        elif isinstance(item, list):
+            stack.extend((child, depth + 1) for child in item)
+    return deepest
 
 
 # Digests already computed by this process, by file identity: ``tf2hf batch`` hashes the files
@@ -80,9 +146,10 @@ _DIGESTS: dict[tuple[int, ...], str] = {}
 def sha256(path: Path, chunk: int = 1 << 20, cancel: threading.Event | None = None) -> str:
     """Hex sha256 of a file, read in ``chunk``-byte pieces into one reused buffer.
 
-    Raises :class:`HashCancelled` when ``cancel`` is set before the end.
+    Raises :class:`HashCancelled` when ``cancel`` is set before the end, and a
+    :class:`~tf2hf.errors.Tf2hfError` for a pipe or a device (which could block or never end).
     """
-    with open(path, "rb", buffering=0) as handle:
+    with open_regular(path, Tf2hfError, "a source file", buffering=0) as handle:
         info = os.fstat(handle.fileno())
         key = (info.st_dev, info.st_ino, info.st_size, info.st_mtime_ns, info.st_ctime_ns)
         if key in _DIGESTS:
@@ -105,10 +172,11 @@ class HashCancelled(Exception):
 class BackgroundHashes:
     """sha256 of ``paths``, computed on a thread beside the conversion.
 
-    Hashing the source files for the model card reads all of them, optimizer slots included
-    (1.3 GB for BERT-base with Adam slots: ~0.9 s of one core). hashlib releases the GIL on
-    large buffers, so on a second core it costs no wall time. :meth:`result` waits and returns
-    ``(path, digest)`` pairs (re-raising the thread's error); :meth:`cancel` stops it early.
+    Used only when full hashes of the data shards are asked for (``hash_sources``): that reads
+    every byte of them, optimizer slots included (4 GB for BERT-large with Adam slots). hashlib
+    releases the GIL on large buffers, so on a second core it costs little wall time when the
+    files are cached, and all of their reading when they are not. :meth:`result` waits and
+    returns ``(path, digest)`` pairs (re-raising the thread's error); :meth:`cancel` stops it.
     """
 
     def __init__(self, paths: Sequence[Path]):

@@ -1,8 +1,12 @@
 """What ``tf2hf batch`` shows while it runs and when it ends.
 
 On a terminal (stderr is a TTY): a live rich display with an overall bar and one bar per model
-being converted (bytes written). Otherwise: one plain line per finished entry, nothing else, so
-logs stay readable. The summary goes to stdout: a table on a terminal, plain lines otherwise.
+being converted (bytes written). Otherwise: one plain line per finished entry on stdout, nothing
+else, so logs stay readable. The summary follows on stdout: a table on a terminal, plain lines
+otherwise; when the display has listed every entry already, only the totals.
+An entry's warnings (no vocabulary found, special tokens missing …) follow its line, indented,
+in both. Keys, paths and reasons come from the user's disk: they are shown escaped and
+shortened (:func:`tf2hf.errors.shown`), and never read as rich markup.
 """
 
 from __future__ import annotations
@@ -12,6 +16,7 @@ from typing import TextIO
 
 from tf2hf.batch.events import Event, Progress, Started
 from tf2hf.batch.results import CONVERTED, FAILED, SKIPPED, BatchReport, EntryResult
+from tf2hf.errors import shown
 from tf2hf.sizes import human
 
 
@@ -29,7 +34,12 @@ def _detail(result: EntryResult, size: bool = True) -> str:
 
 
 def result_line(result: EntryResult) -> str:
-    return f"{result.status:<9} {result.key}: {_detail(result)}"
+    return shown(f"{result.status:<9} {result.key}: {_detail(result)}")
+
+
+def warning_lines(result: EntryResult) -> list[str]:
+    """The entry's warnings, one indented line each, as ``tf2hf convert`` prints them."""
+    return [shown(f"  warning: {warning}") for warning in result.warnings]
 
 
 class PlainDisplay:
@@ -38,7 +48,8 @@ class PlainDisplay:
     def __init__(self, total: int, stream: TextIO | None = None) -> None:
         self.total = total
         self.done = 0
-        self.stream = stream or sys.stderr
+        # stdout, where the summary goes: a log that captures one stream gets both, in order.
+        self.stream = stream or sys.stdout
 
     def __enter__(self) -> "PlainDisplay":
         return self
@@ -53,6 +64,8 @@ class PlainDisplay:
         self.done += 1
         width = len(str(self.total))
         print(f"[{self.done:>{width}}/{self.total}] {result_line(result)}", file=self.stream, flush=True)
+        for line in warning_lines(result):
+            print(line, file=self.stream, flush=True)
 
 
 class RichDisplay:
@@ -117,7 +130,12 @@ class RichDisplay:
         self.counts[result.status] = self.counts.get(result.status, 0) + 1
         self.bars.update(self.overall, completed=self.done, detail=self._overall())
         style = {CONVERTED: "green", SKIPPED: "cyan", FAILED: "red"}.get(result.status, "")
-        self.console.print(f"[{style}]{result.status:<9}[/{style}] {result.key}: {_detail(result)}", markup=True, highlight=False, soft_wrap=True)
+        from rich.markup import escape
+
+        text = escape(shown(f"{result.key}: {_detail(result)}"))
+        self.console.print(f"[{style}]{result.status:<9}[/{style}] {text}", markup=True, highlight=False, soft_wrap=True)
+        for line in warning_lines(result):
+            self.console.print(f"[yellow]{escape(line)}[/yellow]", markup=True, highlight=False, soft_wrap=True)
 
 
 def make_display(total: int):
@@ -127,25 +145,30 @@ def make_display(total: int):
 
 def summary_lines(report: BatchReport) -> list[str]:
     counts = report.counts
-    lines = [result_line(e) for e in report.entries]
+    lines = [line for e in report.entries for line in (result_line(e), *warning_lines(e))]
     lines.append(
         f"{counts[CONVERTED]} converted, {counts[SKIPPED]} skipped, {counts[FAILED]} failed "
-        f"in {report.seconds:.1f} s with {report.workers} worker(s); outputs in {report.out_root}"
+        f"in {report.seconds:.1f} s with {report.workers} worker(s); outputs in {shown(report.out_root)}"
     )
     return lines
 
 
-def print_summary(report: BatchReport, stream: TextIO | None = None) -> None:
-    """A table on a terminal; otherwise one plain line per entry and a totals line."""
+def print_summary(report: BatchReport, stream: TextIO | None = None, *, listed: bool = False) -> None:
+    """A table on a terminal; otherwise one plain line per entry and a totals line. ``listed``:
+    the display showed each entry as it finished, so only the totals line is printed."""
     stream = stream or sys.stdout
+    if listed:
+        print(summary_lines(report)[-1], file=stream)
+        return
     if not stream.isatty():
         for line in summary_lines(report):
             print(line, file=stream)
         return
     from rich.console import Console
+    from rich.markup import escape
     from rich.table import Table
 
-    table = Table(title=f"tf2hf batch: {report.out_root}", title_justify="left")
+    table = Table(title=escape(shown(f"tf2hf batch: {report.out_root}")), title_justify="left")
     table.add_column("entry", overflow="fold")
     table.add_column("status")
     table.add_column("class / reason", overflow="fold")
@@ -153,7 +176,8 @@ def print_summary(report: BatchReport, stream: TextIO | None = None) -> None:
     style = {CONVERTED: "green", SKIPPED: "cyan", FAILED: "red"}
     for entry in report.entries:
         size = human(entry.output_bytes) if entry.status == CONVERTED else ""
-        table.add_row(entry.key, f"[{style[entry.status]}]{entry.status}[/]", _detail(entry, size=False), size)
+        detail = "\n".join([shown(_detail(entry, size=False)), *(line.strip() for line in warning_lines(entry))])
+        table.add_row(escape(shown(entry.key)), f"[{style[entry.status]}]{entry.status}[/]", escape(detail), size)
     console = Console(file=stream)
     console.print(table)
     counts = report.counts

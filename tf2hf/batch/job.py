@@ -104,11 +104,16 @@ def _progress_reporter(key: str, verify: bool) -> Callable[[int, int, str], None
     and always the last one (after which the entry verifies, when it does)."""
     last = [0.0]
 
-    def progress(done: int, total: int, _tensor: str) -> None:
+    def progress(done: int, total: int, phase: str) -> None:
+        # convert() names its phase (planning, writing, verifying); only writing is frequent, and
+        # only it is rate-limited (a phase change must not hold back the first bytes written).
+        if phase != "writing":
+            emit(("progress", key, done, total, phase))
+            return
         now = time.monotonic()
         if done >= total or now - last[0] >= PROGRESS_INTERVAL:
             last[0] = now
-            emit(("progress", key, done, total, "verifying" if done >= total and verify else "writing"))
+            emit(("progress", key, done, total, phase))
 
     return progress
 
@@ -130,6 +135,7 @@ def _convert(prefix: Path, out: Path, options: dict[str, Any], *, replace: bool,
         lowercase=options.get("lowercase"),
         dtype=options.get("dtype", "float32"),
         format=options.get("format", "safetensors"),
+        hash_sources=bool(options.get("hash_sources")),
         force=replace,
         verify=verify,
         progress=progress,
@@ -150,5 +156,6 @@ def _converted(result: Any, state: str, fp: str, verify: bool) -> dict[str, Any]
         "fingerprint": fp,
         "warnings": list(result.warnings),
         "left_out": list(result.left_out),
+        "extra_weights": [name for name, _shape in result.extra_weights],
         "note": f"replaced {'a previous output' if state == 'redo' else 'an existing folder'}" if state != "absent" else None,
     }

@@ -25,6 +25,7 @@ from typing import Any, Callable, Iterable, Iterator
 from tf2hf.batch.events import Event, Finished, Progress, Started, set_progress_sink
 from tf2hf.batch.executor import Executor
 from tf2hf.batch.job import run_entry
+from tf2hf.batch.main_guard import refuse_unguarded_main
 from tf2hf.batch.results import failed_result
 from tf2hf.errors import one_line
 
@@ -112,6 +113,8 @@ class LocalExecutor(Executor):
         self.job = job
         self.poll = poll
         self._ctx = _context(context, list(preload))
+        # Before any process starts: a script without the __main__ guard would run in each worker.
+        refuse_unguarded_main(self._ctx.get_start_method())
         self._queue = self._ctx.Queue()
         self._generation = 0
         self._pool = self._new_pool(self.workers)

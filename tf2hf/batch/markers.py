@@ -1,9 +1,20 @@
 """Whether an existing output is up to date: source fingerprints and the ``.tf2hf-source.json`` marker.
 
 Just before a batch conversion renames its output folder into place, it writes the marker inside
-it with the *fingerprint* of what the folder was made from: the sha256 of the index and every
-data shard, and the options. A completed folder therefore proves itself, and a rerun skips every
-entry whose output exists with the same fingerprint.
+it with the *fingerprint* of what the folder was made from, and a rerun skips every entry whose
+output exists with the same fingerprint. The fingerprint is made of:
+
+- the sha256 of the ``.index``: it records the offset, size and crc32c of every tensor, so
+  another save (other weights, other slots, another step) has another index;
+- the size and modification time of each data shard, not its sha256: hashing a shard reads the
+  optimizer slots (two thirds of a fine-tuned checkpoint's bytes) on every rerun, for each
+  entry, while a shard copied again, rewritten or touched gets a new mtime. The trade-off: a
+  shard changed in place with its size and mtime put back (and an unchanged index) passes
+  for the same; such a file fails its crc32c as soon as it is converted again (``--force``);
+- the options, a ``config``/``vocab`` option by its content;
+- the sha256 of each file beside the checkpoint that a conversion could pick up as its config
+  or vocabulary (:data:`SIDE_PATTERNS`): a vocabulary added after an output was made makes it
+  stale, since a conversion now would write a tokenizer.
 
 States of an existing output folder, and what a run does with them:
 
@@ -32,6 +43,9 @@ from tf2hf.batch.zoo import OPTION_KEYS
 
 MARKER = ".tf2hf-source.json"
 MARKER_VERSION = 1
+#: Files beside a checkpoint that a conversion may read as its config or vocabulary: every
+#: built-in family's patterns (bert_config*.json, *config*.json, vocab*.txt, *.model, ...).
+SIDE_PATTERNS = ("*config*.json", "*vocab*.txt", "vocab*.txt", "*.model")
 
 
 def file_sha256(path: Path) -> str:
@@ -40,14 +54,37 @@ def file_sha256(path: Path) -> str:
     return sha256(path)
 
 
-def fingerprint(files: Iterable[Path], options: dict[str, Any]) -> tuple[str, dict[str, str]]:
-    """sha256 over the hashes of the checkpoint's files (by name) and the options.
+def file_identity(path: Path) -> str:
+    """What stands for a file in a fingerprint: the sha256 of an index or side file; the size
+    and mtime of a data shard (see the module docstring); ``"missing"`` (the conversion says why)."""
+    if not path.is_file():
+        return "missing"
+    if path.name.endswith(".index") or ".data-" not in path.name:
+        return file_sha256(path)
+    info = path.stat()
+    return f"{info.st_size} bytes, mtime {info.st_mtime_ns} ns"
 
-    A ``config``/``vocab`` option counts by its content, not its path. Returns the fingerprint
-    and the per-file hashes (a missing file hashes as ``"missing"``: the conversion will say why).
+
+def side_files(folder: Path) -> list[Path]:
+    """The files of ``folder`` a conversion could read as config or vocabulary."""
+    found = {p for pattern in SIDE_PATTERNS for p in folder.glob(pattern) if p.is_file()}
+    return sorted(found)
+
+
+def fingerprint(files: Iterable[Path], options: dict[str, Any]) -> tuple[str, dict[str, str]]:
+    """sha256 over the identities of the checkpoint's files (by name), of the files beside it
+    that a conversion could pick up, and of the options (see the module docstring).
+
+    ``files``: the index and the data shards. A ``config``/``vocab`` option counts by its
+    content, not its path; ``hash_sources`` not at all (it changes the model card's record, not
+    the conversion). Returns the fingerprint and the per-file identities.
     """
-    hashes = {p.name: (file_sha256(p) if p.is_file() else "missing") for p in files}
-    normal = {key: options.get(key) for key in OPTION_KEYS}
+    files = list(files)
+    hashes = {p.name: file_identity(p) for p in files}
+    if files:
+        beside = [p for p in side_files(files[0].parent) if p.name not in hashes]
+        hashes.update({p.name: file_identity(p) for p in beside})
+    normal = {key: options.get(key) for key in OPTION_KEYS if key != "hash_sources"}
     for key in ("config", "vocab"):
         if normal[key] is not None:
             path = Path(normal[key])

@@ -43,6 +43,7 @@ class EntryResult:
     note: str | None = None
     warnings: list[str] = field(default_factory=list)
     left_out: list[str] = field(default_factory=list)  # heads present but not written (the task chose)
+    extra_weights: list[str] = field(default_factory=list)  # kept aside in extra_weights.safetensors (TF names)
     error: str | None = None  # the exception type of a failure
 
     @property

@@ -18,8 +18,9 @@ from tf2hf.batch.events import Event, Finished
 from tf2hf.batch.executor import Executor
 from tf2hf.batch.local_pool import LocalExecutor, warm_imports
 from tf2hf.batch.results import FAILED, BatchReport, EntryResult
-from tf2hf.batch.zoo import OPTION_KEYS, ZooEntry, check_inside, check_out_name
+from tf2hf.batch.zoo import OPTION_KEYS, ZooEntry, check_inside, check_out_name, check_out_root
 from tf2hf.errors import ZooError
+from tf2hf.output.staging import check_out
 
 
 def convert_many(
@@ -60,7 +61,9 @@ def convert_many(
         from tf2hf.batch.dask_cluster import require_distributed
 
         require_distributed()
+    check_out(out_root)
     root = Path(os.path.abspath(Path(out_root).expanduser()))
+    check_out_root(root)  # else every entry would fail on it, one by one
     items = [_as_entry(item) for item in entries]
     payloads: list[dict[str, Any]] = []
     # A generator to the end: results known in advance are yielded before a later entry's

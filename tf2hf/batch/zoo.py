@@ -31,7 +31,7 @@ from typing import Any, Iterable
 from tf2hf.errors import AmbiguousCheckpointError, ManifestError, Tf2hfError, ZooError
 
 #: Per-entry options a manifest (or ``convert_many``) may set, as ``tf2hf.convert`` names them.
-OPTION_KEYS = ("family", "config", "vocab", "target", "task", "gelu", "lowercase", "dtype", "format")
+OPTION_KEYS = ("family", "config", "vocab", "target", "task", "gelu", "lowercase", "dtype", "format", "hash_sources")
 _STEP = re.compile(r"(.*)-(\d+)")
 _CHECKPOINT_FILE = re.compile(r".*(\.index|\.meta|\.data-\d{5}-of-\d{5})")
 MAX_MANIFEST_BYTES = 16 << 20
@@ -56,6 +56,7 @@ class ZooEntry:
     lowercase: bool | None = None
     dtype: str | None = None
     format: str | None = None
+    hash_sources: bool | None = None  # full sha256 of the data shards in the model card
     status: str | None = None
     reason: str | None = None
     note: str | None = None
@@ -85,6 +86,31 @@ def check_inside(out: Path, out_root: Path) -> None:
     real = os.path.realpath(out)
     if not _inside(real, root):
         raise ZooError(f"{out}: leads outside the output root {out_root} (to {real}); nothing was written")
+
+
+def check_out_root(out_root: Path) -> None:
+    """The output root is a folder, or will be one: found before any entry is converted, instead
+    of every entry failing on it in turn."""
+    out_root = Path(out_root)
+    if os.path.lexists(out_root) and not out_root.is_dir():
+        raise ZooError(f"{out_root}: exists and is not a folder; --out is the folder the outputs go into: choose another --out")
+    for parent in out_root.parents:
+        if os.path.lexists(parent):
+            if not parent.is_dir():
+                raise ZooError(f"{out_root}: {parent} is not a folder, so nothing can be written below it; choose another --out")
+            break
+
+
+def check_report_path(report: Path) -> None:
+    """``--report`` can be written once the batch ends: its folder exists and it is not a folder.
+    Checked first, so that a typo is not found only after converting everything."""
+    report = Path(report)
+    if report.is_dir():
+        raise ZooError(f"{report}: is a folder; --report takes the path of a JSON file to write")
+    if not report.parent.is_dir():
+        raise ZooError(f"{report}: the folder {report.parent} does not exist; create it or choose another --report path")
+    if not os.access(report.parent, os.W_OK):
+        raise ZooError(f"{report}: the folder {report.parent} is not writable; choose another --report path")
 
 
 def _inside(path: str, root: str) -> bool:
@@ -151,7 +177,10 @@ def discover(zoo: str | os.PathLike[str], *, all_steps: bool = False, exclude: I
     zoo_real = os.path.realpath(root)
     excluded = {os.path.realpath(p) for p in exclude}
     entries: list[ZooEntry] = []
-    for dirpath, dirnames, filenames in os.walk(zoo_real, followlinks=False):
+    unreadable: list[OSError] = []
+    # A folder that cannot be listed may hold checkpoints: it is a failed entry, never left out
+    # of the summary, the report and the exit status (os.walk ignores such errors by default).
+    for dirpath, dirnames, filenames in os.walk(zoo_real, followlinks=False, onerror=unreadable.append):
         dirnames[:] = sorted(d for d in dirnames if os.path.realpath(os.path.join(dirpath, d)) not in excluded and not os.path.islink(os.path.join(dirpath, d)))
         filenames.sort()
         folder = Path(dirpath)
@@ -172,7 +201,19 @@ def discover(zoo: str | os.PathLike[str], *, all_steps: bool = False, exclude: I
                 entry.status = "skipped"
                 entry.reason = f"{folder / escaping[0]}: a symbolic link leading outside the zoo ({os.path.realpath(folder / escaping[0])}); not read"
             entries.append(entry)
-    return _mark_conflicts(sorted(entries, key=lambda e: e.out))
+    # Added after the conflict check: an unreadable folder is known to write no output.
+    entries = _mark_conflicts(sorted(entries, key=lambda e: e.out))
+    return sorted(entries + [_unreadable_entry(error, zoo_real) for error in unreadable], key=lambda e: e.out)
+
+
+def _unreadable_entry(error: OSError, zoo_real: str) -> ZooEntry:
+    folder = error.filename or zoo_real
+    rel = Path(os.path.relpath(folder, zoo_real)).as_posix()
+    return ZooEntry(
+        source=str(folder), out="" if rel == "." else rel, status="failed",
+        reason=f"{folder}: cannot read this folder ({error.strerror or error}), so its checkpoints were not looked for; "
+        "make it readable (or move it out of the zoo) and run again",
+    )
 
 
 def _mark_conflicts(entries: list[ZooEntry]) -> list[ZooEntry]:
@@ -230,9 +271,9 @@ def _check_options(raw: dict, what: str, allowed: tuple[str, ...]) -> dict:
     if unknown:
         raise ManifestError(f"{what}: unknown key(s) {', '.join(map(repr, unknown))}; known keys: {', '.join(allowed)}")
     for key, value in raw.items():
-        if key == "lowercase":
+        if key in ("lowercase", "hash_sources"):
             if value is not None and not isinstance(value, bool):
-                raise ManifestError(f"{what}: lowercase must be true or false, not {value!r}")
+                raise ManifestError(f"{what}: {key} must be true or false, not {value!r}")
         elif value is not None and not isinstance(value, str):
             raise ManifestError(f"{what}: {key} must be a string, not {value!r}")
     return raw

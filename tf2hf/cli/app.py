@@ -16,7 +16,10 @@ import typer
 
 from tf2hf.cli import render
 from tf2hf.cli.boundary import boundary
-from tf2hf.cli.options import ConfigOption, Debug, DType, DTypeOption, ExecutorKind, Format, FormatOption, Gelu, ResultAsJson, Task, TaskOption
+from tf2hf.cli.options import (
+    ConfigOption, Debug, DType, DTypeOption, ExecutorKind, FamilyOption, Format, FormatOption, Gelu, LabelsOption, ResultAsJson, Task, TaskOption,
+    expand_user, one_family, read_labels,
+)
 
 # The verification's NumPy reference multiplies matrices of a few dozen rows, where OpenBLAS's
 # worker threads only spin-wait on each other: 4-5x slower than one thread on a loaded 2-core
@@ -27,7 +30,9 @@ app = typer.Typer(
     name="tf2hf",
     help="Convert TensorFlow 1.x BERT-family checkpoints into Hugging Face transformers folders.",
     no_args_is_help=True,
-    add_completion=False,
+    # --install-completion / --show-completion: typer imports its completion code only when asked.
+    add_completion=True,
+    context_settings={"help_option_names": ["-h", "--help"]},
     pretty_exceptions_enable=False,
     # Plain help and usage errors: typer's rich formatting imports rich's markdown and syntax
     # highlighting, 0.13-0.25 s of the 0.3 s a `tf2hf --help` may take.
@@ -35,31 +40,55 @@ app = typer.Typer(
 )
 
 
+def _version(value: bool) -> None:
+    if value:
+        from tf2hf import __version__
+
+        typer.echo(f"tf2hf {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _main(
+    version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version and exit.")] = False,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Print only errors (and what --json asks for).")] = False,
+    verbose: Annotated[int, typer.Option("--verbose", "-v", count=True, help="Also show the library's log: -v its notes and steps, -vv debug records.")] = 0,
+) -> None:
+    """Convert TensorFlow 1.x BERT-family checkpoints into Hugging Face transformers folders."""
+    render.configure(quiet=quiet, verbose=verbose)
+
+
 @app.command()
 @boundary()
 def convert(
-    family: Annotated[str, typer.Argument(help="Family of the checkpoint: bert, albert, electra, tf2_bert (tf2hf architectures lists all), or auto to detect it.")],
-    tf: Annotated[Path, typer.Option("--tf", help="The checkpoint: folder, prefix (model.ckpt-N), or any of its .index/.data/.meta files.")],
-    out: Annotated[Optional[Path], typer.Option("--out", help="Output folder (must not exist unless --force).")] = None,
+    family: Annotated[Optional[str], typer.Argument(help="Family of the checkpoint: bert, albert, electra, tf2_bert (tf2hf architectures lists all), or auto to detect it (the default; also --family).")] = None,
+    tf: Annotated[Path, typer.Option("--tf", help="The checkpoint: folder, prefix (model.ckpt-N), or any of its .index/.data/.meta files.")] = ...,
+    # A str, not a Path: Path("") is ".", and an empty --out must be refused, not read as the current folder.
+    out: Annotated[Optional[str], typer.Option("--out", callback=expand_user, help="Output folder (must not exist unless --force).")] = None,
     config: ConfigOption = None,
-    vocab: Annotated[Optional[Path], typer.Option("--vocab", help="vocab.txt (default: found beside the checkpoint).")] = None,
+    vocab: Annotated[Optional[Path], typer.Option("--vocab", callback=expand_user, help="vocab.txt (default: found beside the checkpoint).")] = None,
     format: FormatOption = Format.safetensors,
     dtype: DTypeOption = DType.float32,
     gelu: Annotated[Optional[Gelu], typer.Option("--gelu", help="GELU formula for configs that say 'gelu': erf (transformers 'gelu') or tanh ('gelu_new'). Default: the family's.")] = None,
     target: Annotated[Optional[str], typer.Option("--target", help="Output layout where a family offers several: for brightmart albert_zh, albert (default, AlbertFor*) or bert (BertFor*).")] = None,
     tower: Annotated[Optional[str], typer.Option("--tower", help="Which model of a checkpoint that holds several: for ELECTRA, discriminator (ElectraForPreTraining) or generator (ElectraForMaskedLM).")] = None,
     task: TaskOption = Task.auto,
+    labels: LabelsOption = None,
+    family_option: FamilyOption = None,
     lowercase: Annotated[Optional[bool], typer.Option("--lowercase/--no-lowercase", help="Tokenizer do_lower_case (default: inferred from the vocabulary and folder name).")] = None,
     no_tokenizer: Annotated[bool, typer.Option("--no-tokenizer", help="Write no tokenizer files (no vocabulary is read).")] = False,
     force: Annotated[bool, typer.Option("--force", help="Replace an existing output folder (atomically).")] = False,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Print the plan and write nothing.")] = False,
     no_verify: Annotated[bool, typer.Option("--no-verify", help="Skip running the converted model against the source graph.")] = False,
+    allow_non_finite: Annotated[bool, typer.Option("--allow-non-finite", help="Convert weights that hold NaN or Inf anyway (refused by default; reported in the model card).")] = False,
+    hash_sources: Annotated[bool, typer.Option("--hash-sources", help="Also record the full sha256 of each data shard in the model card (reads the optimizer slots too; by default shards are identified by size and mtime beside the index's sha256).")] = False,
     as_json: ResultAsJson = False,
     debug: Debug = False,
 ) -> None:
     """Convert one TF checkpoint into a transformers folder."""
     from tf2hf.api import convert as run
 
+    family = one_family(family, family_option)
     with render.ProgressBar(show=not (dry_run or as_json)) as bar:
         result = run(
             family,
@@ -75,38 +104,45 @@ def convert(
             tower=tower,
             task=task.value,
             tokenizer=not no_tokenizer,
+            labels=read_labels(labels),
             force=force,
             dry_run=dry_run,
             verify=not no_verify,
+            allow_non_finite=allow_non_finite,
+            hash_sources=hash_sources,
             progress=bar.update,
         )
+    detected = family == "auto"
     if as_json:
         render.print_json(result)
     elif dry_run:
-        render.print_plan(result)
+        render.print_plan(result, detected=detected)
     else:
-        render.print_result(result)
+        render.print_result(result, detected=detected)
 
 
 @app.command()
 @boundary()
-def architectures(debug: Debug = False) -> None:  # debug is read by the boundary
+def architectures(as_json: ResultAsJson = False, debug: Debug = False) -> None:  # debug is read by the boundary
     """List every family (built in and from plugins): heads, transformers classes, an example."""
     from tf2hf.engine.registry import BUILTIN, families, origin
 
-    render.print_families(families().values(), origin, BUILTIN)
+    if as_json:
+        render.print_data(render.families_data(families().values(), origin, BUILTIN))
+    else:
+        render.print_families(families().values(), origin, BUILTIN)
 
 
 @app.command()
 @boundary(interrupted="interrupted: finished entries are complete and kept; run the same command again to convert the rest")
 def batch(
     zoo: Annotated[Optional[Path], typer.Argument(help="Folder of checkpoints, searched recursively (or use --manifest).")] = None,
-    out: Annotated[Path, typer.Option("--out", help="Output root: checkpoint folder ZOO/a/b is converted to OUT/a/b.")] = ...,
-    manifest: Annotated[Optional[Path], typer.Option("--manifest", help="JSON or YAML list of entries (source, out, family, config, vocab, target, gelu ...) instead of ZOO.")] = None,
+    out: Annotated[str, typer.Option("--out", callback=expand_user, help="Output root: checkpoint folder ZOO/a/b is converted to OUT/a/b.")] = ...,  # str: see convert
+    manifest: Annotated[Optional[Path], typer.Option("--manifest", callback=expand_user, help="JSON or YAML list of entries (source, out, family, config, vocab, target, gelu ...) instead of ZOO.")] = None,
     workers: Annotated[Optional[int], typer.Option("--workers", min=1, help="Conversions in parallel processes (default: the CPU count); with --scheduler, the cluster's workers decide.")] = None,
     executor: Annotated[ExecutorKind, typer.Option("--executor", help="Where conversions run: local processes, or Dask tasks (pip install 'tf2hf[cluster]').")] = ExecutorKind.local,
     scheduler: Annotated[Optional[str], typer.Option("--scheduler", help="With --executor dask: the address of a running Dask scheduler, e.g. tcp://host:8786 (default: a local cluster of --workers processes).")] = None,
-    report: Annotated[Optional[Path], typer.Option("--report", help="Write the results as JSON to this file.")] = None,
+    report: Annotated[Optional[Path], typer.Option("--report", callback=expand_user, help="Write the results as JSON to this file.")] = None,
     all_steps: Annotated[bool, typer.Option("--all-steps", help="Convert every checkpoint of a folder into OUT/a/b/<step>, not only the latest.")] = False,
     family: Annotated[str, typer.Option("--family", help="Family of every checkpoint (default: detected per checkpoint).")] = "auto",
     target: Annotated[Optional[str], typer.Option("--target", help="Output layout where a family offers several (see tf2hf convert).")] = None,
@@ -116,17 +152,27 @@ def batch(
     format: FormatOption = Format.safetensors,
     force: Annotated[bool, typer.Option("--force", help="Replace outputs made from other sources or options, or not made by tf2hf batch.")] = False,
     no_verify: Annotated[bool, typer.Option("--no-verify", help="Skip running each converted model against its source graph.")] = False,
+    hash_sources: Annotated[bool, typer.Option("--hash-sources", help="Record the full sha256 of each data shard in every model card (reads the optimizer slots too; the resume fingerprint never needs it).")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the report (as --report writes it) as JSON on stdout, instead of the display.")] = False,
     debug: Debug = False,
 ) -> None:
     """Convert every checkpoint of a zoo (or a manifest) in parallel; rerun to resume."""
     from tf2hf.batch.results import write_report
     from tf2hf.batch.run import run_batch
     from tf2hf.batch.display import make_display, print_summary
+    from tf2hf.output.staging import check_out
 
+    check_out(out)
+    out = Path(out)
+    from tf2hf.batch.zoo import check_out_root, check_report_path
+
+    check_out_root(out)  # both before any work: neither is found only after converting everything
+    if report is not None:
+        check_report_path(report)
     entries = _batch_entries(zoo, manifest, out, all_steps=all_steps, executor=executor, scheduler=scheduler)
     options = {"family": family, "target": target, "task": task.value if task != Task.auto else None, "gelu": gelu.value if gelu else None,
-               "dtype": dtype.value, "format": format.value}
-    with make_display(len(entries)) as display:
+               "dtype": dtype.value, "format": format.value, "hash_sources": hash_sources or None}
+    with (render.NoDisplay() if render.is_quiet() or as_json else make_display(len(entries))) as display:
         result = run_batch(
             entries, out, workers=workers, executor=executor.value, scheduler=scheduler, force=force, verify=not no_verify,
             on_event=display.event, on_result=display.finished,
@@ -135,9 +181,14 @@ def batch(
         )
     if report is not None:
         write_report(result, report)
-    print_summary(result)
+    if as_json:
+        render.print_data(result.to_dict())
+    elif not render.is_quiet():
+        print_summary(result, listed=True)  # the display listed each entry as it finished
     failed = result.counts["failed"]
     if failed:
+        if as_json:
+            raise typer.Exit(1)  # the report says which failed and why
         typer.echo(f"error: {failed} of {len(result.entries)} entries failed (reasons above); fix them and run the same command again", err=True)
         raise typer.Exit(1)
 
@@ -166,30 +217,34 @@ def _batch_entries(zoo: Path | None, manifest: Path | None, out: Path, *, all_st
 @app.command("inspect")
 @boundary()
 def inspect_command(
-    ckpt: Annotated[Path, typer.Argument(help="The checkpoint: folder, prefix, or any of its files. The data shards are not needed.")],
+    ckpt: Annotated[Optional[Path], typer.Argument(help="The checkpoint: folder, prefix, or any of its files (also --tf, as in convert). The data shards are not needed.")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
     layers: Annotated[bool, typer.Option("--layers", help="One row per encoder layer (or ALBERT group) instead of one for all.")] = False,
     config: ConfigOption = None,
-    family: Annotated[str, typer.Option("--family", help="Family to read it as (default: detected).")] = "auto",
+    family: FamilyOption = None,
     target: Annotated[Optional[str], typer.Option("--target", "--tower", help="A family's variant, as in convert: brightmart albert|bert, ELECTRA discriminator|generator.")] = None,
+    tf: Annotated[Optional[Path], typer.Option("--tf", help="The checkpoint, as convert takes it (instead of CKPT).")] = None,
     debug: Debug = False,
 ) -> None:
     """Show where a checkpoint's size comes from: parameters and bytes per part, slots, heads."""
+    from tf2hf.errors import Tf2hfError
     from tf2hf.tools.inspection import format_report, inspect
 
-    found = inspect(ckpt, config=config, family=family, target=target)
+    if (ckpt is None) == (tf is None):
+        raise Tf2hfError("pass the checkpoint once: tf2hf inspect CKPT, or tf2hf inspect --tf CKPT")
+    found = inspect(ckpt or tf, config=config, family=one_family(None, family), target=target)
     if as_json:
         render.print_json(found)
     else:
         for line in format_report(found, layers=layers):
-            typer.echo(line)
+            render.out(line)
 
 
 @app.command()
 @boundary()
 def slim(
     ckpt: Annotated[Path, typer.Argument(help="The checkpoint: folder, prefix, or any of its files.")],
-    out: Annotated[Path, typer.Option("--out", help="Prefix of the new checkpoint (e.g. slim/model.ckpt-1000), or an existing folder.")],
+    out: Annotated[str, typer.Option("--out", callback=expand_user, help="Prefix of the new checkpoint (e.g. slim/model.ckpt-1000), or an existing folder.")],  # str: see convert
     force: Annotated[bool, typer.Option("--force", help="Replace a checkpoint that exists at --out.")] = False,
     as_json: ResultAsJson = False,
     debug: Debug = False,

@@ -8,6 +8,7 @@ from tf2hf.engine.folding import fold
 from tf2hf.engine.table import Dim, Family
 from tf2hf.engine.templates import count_indices, fill
 from tf2hf.errors import ConfigError, MappingError
+from tf2hf.output.config_check import shorten
 
 
 def resolve_dims(
@@ -23,7 +24,7 @@ def resolve_dims(
         from_ckpt, evidence = _from_checkpoint(dim, family, shapes, names, config_label)
         if from_config is not None and from_ckpt is not None and from_config != from_ckpt:
             if dim.on_conflict == "error":
-                conflicts.append(f"{dim.config_key}={from_config} but {evidence}")
+                conflicts.append(f"{dim.config_key}={shorten(from_config)} but {evidence}")
             else:
                 notes.append(f"{dim.config_key or dim.symbol}: config says {from_config}, using {from_ckpt} from the checkpoint ({evidence})")
         value = from_ckpt if from_ckpt is not None else from_config if from_config is not None else dim.default
@@ -38,7 +39,7 @@ def _from_config(dim: Dim, tf_config: Mapping, config_label: str) -> int | None:
     value = tf_config.get(dim.config_key) if dim.config_key else None
     # bool is an int to Python; a config saying ``true`` for a size is still wrong.
     if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value <= 0):
-        raise ConfigError(f"{config_label}: {dim.config_key} must be a positive integer, not {value!r}; fix the config")
+        raise ConfigError(f"{config_label}: {dim.config_key} must be a positive integer, not {shorten(value)}; fix the config")
     return value
 
 

@@ -2,16 +2,19 @@
 
 Order of work, written down once:
 
-1. strip a hub prefix (``module/``) from every name, then apply the family's renames (TF2's
-   ``/.ATTRIBUTES/VARIABLE_VALUE``, Keras' ``layer_normalization_N``); two names that read as
-   one are refused;
+1. find the root prefix in front of the family's signature (``module/``, an Estimator scope, a
+   TF2 object path at any depth, a renamed root scope: :mod:`tf2hf.engine.roots`), read every
+   name relative to it, then apply the family's renames (TF2's ``/.ATTRIBUTES/VARIABLE_VALUE``,
+   Keras' ``layer_normalization_N``); two names that read as one are refused;
 2. refuse a checkpoint that lacks the family's signature, layouts the family names as
    impossible to hold in transformers, and config values it cannot compute;
 3. resolve the sizes (dims) from the config and the checkpoint, and check they agree;
 4. find the parts present (by marker variables) and choose the target class;
 5. expand the chosen parts' rules over their loops (layers, groups ...);
 6. classify every variable: mapped, dropped (optimizer slot / bookkeeping), discarded (a part
-   the target class cannot hold, reported), or unknown;
+   the target class cannot hold, reported), or unknown; an unknown variable outside the
+   family's scopes is a head no class holds: refused under ``--task auto``, kept aside in
+   ``extra_weights.safetensors`` with an explicit task (:mod:`tf2hf.engine.extras`);
 7. check every target: all its sources exist, and the transform yields the expected shape.
 
 Unknown variables, unfilled targets and wrong shapes are collected and raised together as one
@@ -28,11 +31,12 @@ from typing import Mapping, NamedTuple
 
 from tf2hf.engine import transforms
 from tf2hf.engine.dims import resolve_dims
+from tf2hf.engine.extras import kept_aside_note, set_aside
 from tf2hf.engine.folding import fold
 from tf2hf.engine.nonweights import Drop, classify
 from tf2hf.engine.screen import MAX_LISTED, VariableInfo, refuse_layouts, table_names
 from tf2hf.engine.table import Family, Part, Target
-from tf2hf.engine.targets import choose_target, task_notes
+from tf2hf.engine.targets import choose_target, servable_tasks, task_notes
 from tf2hf.engine.templates import fill, loop_letters, placeholders
 from tf2hf.errors import ConfigError, MappingError
 
@@ -71,6 +75,9 @@ class Plan:
     variables: Mapping[str, VariableInfo] = field(default_factory=dict)
     original: Mapping[str, str] = field(default_factory=dict)  # stripped name -> checkpoint name
     left_out: list[str] = field(default_factory=list)  # heads present but not written (the task chose)
+    # Variables outside the model kept aside (explicit --task): (checkpoint name, shape).
+    extras: list[tuple[str, tuple[int, ...]]] = field(default_factory=list)
+    root: str = ""  # the prefix stripped from the model's names
 
     def dropped_summary(self) -> dict[str, dict[str, int]]:
         """{kind: {"count": n, "bytes": b}} for everything not written (drops and discards)."""
@@ -103,7 +110,7 @@ class Row(NamedTuple):
 def make_plan(family: Family, variables: Mapping[str, VariableInfo], tf_config: Mapping, *, source: str, config_label: str,
               task: str | None = None) -> Plan:
     """Plan a conversion; reads shapes and dtypes only. One call per step of the module docstring."""
-    original, notes = table_names(family, variables, source)
+    original, notes, root = table_names(family, variables, source)
     names = set(original)
     notes += refuse_layouts(family, variables, original, tf_config, source=source, config_label=config_label)
     shapes = {n: tuple(variables[original[n]].shape) for n in names}
@@ -119,7 +126,11 @@ def make_plan(family: Family, variables: Mapping[str, VariableInfo], tf_config: 
     # always has; both steps' findings are raised together below.
     tensors, unfilled, mismatched = _check_targets(rows, shapes, variables, original)
     dropped, discarded, unknown = _classify(family, target, present, rows, names, dims, original, left_out)
-    _raise_problems(source, target, unknown, unfilled, mismatched)
+    extras: list[tuple[str, tuple[int, ...]]] = []
+    if not unfilled and not mismatched:  # refused or kept aside only once the rest converts
+        unknown, extras = set_aside(family, root, unknown, variables, original, task, servable_tasks(family, present), source)
+        notes += [kept_aside_note(root, [name for name, _ in extras])] if extras else []
+    _raise_problems(source, target, [original[n] for n in unknown], unfilled, mismatched)
     return Plan(
         family=family,
         target=target,
@@ -134,7 +145,9 @@ def make_plan(family: Family, variables: Mapping[str, VariableInfo], tf_config: 
         parts=sorted(n for n in present if _present(family.part(n), names, dims) or family.part(n).when_absent),
         variables=variables,
         original=original,
-        left_out=[family.part(p).label or p for p in left_out],
+        left_out=list(dict.fromkeys(family.part(p).label or p for p in left_out)),  # one Dense, two readings: once
+        extras=extras,
+        root=root.prefix,
     )
 
 
@@ -216,7 +229,7 @@ def _classify(
     family: Family, target: Target, present: set[str], rows: list[Row], names: set[str], dims: Mapping[str, int], original: Mapping[str, str],
     left_out: Mapping[str, str],
 ) -> tuple[list[Drop], list[tuple[str, str]], list[str]]:
-    """(dropped, discarded, unknown) among the variables no complete row uses."""
+    """(dropped, discarded, unknown table names) among the variables no complete row uses."""
     used = {s for row in rows if all(s in names for s in row.sources) for s in row.sources}
     reasons = {**target.discards, **left_out}
     discard_rules: dict[str, str] = {}
@@ -236,7 +249,7 @@ def _classify(
         if drop is not None:
             dropped.append(Drop(original[name], drop.kind, drop.why))
         else:
-            unknown.append(original[name])
+            unknown.append(name)
     return dropped, discarded, unknown
 
 

@@ -11,11 +11,11 @@ Detection uses only each family's ``signature`` names.
 from __future__ import annotations
 
 import importlib.metadata
-import re
 from functools import lru_cache
 from typing import Iterable
 
 from tf2hf.errors import FamilyError
+from tf2hf.engine.roots import matches as has_root, renamed
 from tf2hf.engine.table import Family, Rename
 
 #: The entry-point group through which families are registered, built-in ones included.
@@ -197,19 +197,9 @@ def refuse_object_based(names: Iterable[str], source: str) -> None:
 
 
 def normalise(family: Family, name: str) -> tuple[str, tuple[Rename, ...]]:
-    """The name the family's table uses, and the renames that made it: a hub prefix stripped,
-    then each of the family's renames, in order, applied to the result of the previous."""
-    for prefix in family.strip_prefixes:
-        if name.startswith(prefix):
-            name = name[len(prefix):]
-            break
-    applied: list[Rename] = []
-    for rename in family.renames:
-        match = re.fullmatch(rename.pattern, name)
-        if match:
-            name = match.expand(rename.replacement)
-            applied.append(rename)
-    return name, tuple(applied)
+    """One name after the family's renames, and the renames that made it. The root prefix in
+    front of the family's names is found per checkpoint, not per name (:mod:`.roots`)."""
+    return renamed(family, name)
 
 
 def strip_name(family: Family, name: str) -> str:
@@ -217,11 +207,10 @@ def strip_name(family: Family, name: str) -> str:
 
 
 def matches(family: Family, names: Iterable[str]) -> bool:
-    stripped = {strip_name(family, n) for n in names}
-    return all(sig in stripped for sig in family.signature)
+    return has_root(family, names)
 
 
 def detect(names: Iterable[str]) -> list[Family]:
-    """All families whose signature names are all present."""
+    """All families whose signature names are all present (under one root)."""
     names = list(names)
     return [family for family in families().values() if matches(family, names)]

@@ -228,6 +228,26 @@ class Rename:
 
 
 @dataclass(frozen=True)
+class GraphProbe:
+    """Where a family's training graph (``P.meta``) shows what its weights do not say
+    (docs/GRAPH.md): name scopes of layer 0 as the graph's ops are named, not as variables are.
+
+    ``activation_scope``: the feed-forward layer whose activation op tells the formula (``Erf``;
+    ``Tanh`` with ``Pow``; ``Relu``). ``attention_scope``: the self-attention whose query reshape
+    (a node or first input containing ``query``) ends in ``[heads, head_size]``. ``heads_key``:
+    the config entry the graph's head count is checked against; ``None`` when the config's entry
+    describes another model (ELECTRA's generator is converted with the discriminator's config).
+    ``epsilon``: the node holding a LayerNorm's variance epsilon.
+    """
+
+    activation_scope: str
+    attention_scope: str
+    query: str = "/query/"
+    heads_key: str | None = "num_attention_heads"
+    epsilon: str = ""
+
+
+@dataclass(frozen=True)
 class Family:
     """Everything the engine needs to convert one family of checkpoints.
 
@@ -238,8 +258,10 @@ class Family:
     with the same signature (``convert(variant=...)``; the first registered is the default,
     unless ``needs_variant``: then a checkpoint that several variants match must name one, e.g.
     the two towers of an ELECTRA checkpoint). ``variant_option`` is how users name a variant (the CLI
-    option shown in messages). ``renames`` normalise names before anything else (see
-    :class:`Rename`). ``notes(tf_config, dims)``, when given, says what the family derived
+    option shown in messages). The checkpoint may hold the table's names under any root prefix
+    (``module/``, an Estimator name scope, a TF2 object path): the engine finds the one in front
+    of the signature (:mod:`tf2hf.engine.roots`), and names beside that root are read as
+    ``../<name>``. ``renames`` normalise names after that (see :class:`Rename`). ``notes(tf_config, dims)``, when given, says what the family derived
     rather than read (e.g. a head count computed as upstream computes it). ``base_parts`` are the parts every target has; the others are heads, named as the
     reference graph names them. ``hf_config`` turns (TF config, resolved dims, options) into
     the ``config.json`` dict; ``reference`` is the dotted path of the NumPy forward function of
@@ -263,7 +285,14 @@ class Family:
     hf_config: Callable[[dict, dict, dict], dict]
     reference: str
     default_gelu: str
-    strip_prefixes: tuple[str, ...] = ("module/",)
+    # The table's own top-level scopes (``bert/``, ``cls/``), after the root prefix: an unknown
+    # variable inside them would change what the model computes (an error with every task); one
+    # outside them is a head no class holds, kept aside with an explicit --task. Empty: every
+    # variable under the root prefix counts as inside.
+    scopes: tuple[str, ...] = ()
+    # Other spellings of a root scope of the table, checkpoint spelling -> table spelling:
+    # AlbertModel(scope="albert") builds ALBERT's encoder under albert/ instead of bert/.
+    root_aliases: Mapping[str, str] = field(default_factory=dict)
     extra_drops: tuple[DropRule, ...] = ()
     refuse: tuple[Refusal, ...] = ()
     config_checks: tuple[ConfigCheck, ...] = ()
@@ -280,6 +309,8 @@ class Family:
     positions_dim: str = "P"
     token_types_dim: str = "T"
     pooler_part: str = "pooler"
+    # What the training graph beside a checkpoint can tell (activation, heads): see GraphProbe.
+    graph: GraphProbe | None = None
 
     def part(self, name: str) -> Part:
         for part in self.parts:

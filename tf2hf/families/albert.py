@@ -8,7 +8,7 @@ lack or misstate them.
 
 from __future__ import annotations
 
-from tf2hf.engine.table import Dim, Family, Part, Refusal, dense, hidden_act
+from tf2hf.engine.table import Dim, Family, GraphProbe, Part, Refusal, dense, hidden_act
 from tf2hf.families.blocks import (
     HF_ALBERT, HF_ALBERT_MLM, TF_ALBERT, classifier, head_targets, identity, layer, mlm_part, pooler, scoped_embeddings,
     sentence_head, squad,
@@ -108,9 +108,19 @@ FAMILY = Family(
     targets=TARGETS,
     hf_config=hf_config,
     reference="tf2hf.verify.references.albert:forward",
+    # Variables live in group_0/inner_group_0, but each use of the group opens a layer_N name
+    # scope: layer 0's ops are under group_0/layer_0/inner_group_0. The heads are in the
+    # query kernel's reshape to [H, heads, head_size] (dense_layer_3d).
+    graph=GraphProbe("bert/encoder/transformer/group_0/layer_0/inner_group_0/ffn_1/intermediate/",
+                     "bert/encoder/transformer/group_0/layer_0/inner_group_0/attention_1/self/",
+                     epsilon="bert/encoder/transformer/group_0/layer_0/inner_group_0/LayerNorm/batchnorm/add/y"),
     default_gelu="tanh",  # ALBERT's modeling.py computes the tanh formula, whatever its configs call it
     refuse=REFUSE,
     base_parts=BASE,
+    scopes=("bert/", "cls/"),
+    # AlbertModel(..., scope="albert") (its scope argument defaults to "bert") puts the encoder
+    # under albert/; the heads of classifier_utils and squad_utils stay where they were.
+    root_aliases={"albert/": "bert/"},
     group="albert",
     variant="albert",
     config_names=("albert_config*.json", "*config*.json"),

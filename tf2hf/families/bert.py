@@ -6,7 +6,7 @@ state_dict keys of transformers' ``Bert*`` classes (docs/MAPPING.md §2).
 
 from __future__ import annotations
 
-from tf2hf.engine.table import Dim, Family, Part, Refusal, Rename, hidden_act
+from tf2hf.engine.table import Dim, Family, GraphProbe, Part, Refusal, Rename, hidden_act
 from tf2hf.families.blocks import HF_BERT_MLM, classifier, head_targets, layer, mlm_part, pooler, scoped_embeddings, sentence_head, squad
 
 # --- sizes ------------------------------------------------------------------------------------
@@ -126,7 +126,13 @@ FAMILY = Family(
     targets=TARGETS,
     hf_config=hf_config,
     reference="tf2hf.verify.references.bert:forward",
+    # modeling.py names layer 0's ops as its variables; the gelu is computed inside intermediate/dense.
+    graph=GraphProbe("bert/encoder/layer_0/intermediate/", "bert/encoder/layer_0/attention/self/",
+                     epsilon="bert/encoder/layer_0/attention/output/LayerNorm/batchnorm/add/y"),
     default_gelu="erf",
     renames=(KERAS_LAYER_NORM,),
     refuse=(KERAS_LAYER_NORM_UNPLACED,),
+    # modeling.py's scope and the pre-training heads'; run_classifier's output_weights/bias are
+    # top-level but mapped. Anything else beside them is a head of the user's own.
+    scopes=("bert/", "cls/"),
 )

@@ -16,7 +16,7 @@ folded into one [V,H] word-embedding matrix (computed in float64). Two exact tar
 
 from __future__ import annotations
 
-from tf2hf.engine.table import ConfigCheck, Dim, Family, Part, hidden_act, rule
+from tf2hf.engine.table import ConfigCheck, Dim, Family, GraphProbe, Part, hidden_act, rule
 from tf2hf.families.blocks import (
     HF_ALBERT, HF_ALBERT_MLM, HF_BERT_MLM, WORD, classifier, head_targets, identity, layer, mlm_part, pooler, scoped_embeddings,
     sentence_head,
@@ -137,8 +137,12 @@ COMMON = dict(
     signature=(f"{EMB}/word_embeddings_2", f"{SHARED}/attention/self/query/kernel"),
     dims=DIMS,
     reference="tf2hf.verify.references.brightmart:forward",
+    # The first use of the shared layer names its ops layer_shared/, later ones layer_shared_N/.
+    graph=GraphProbe("bert/encoder/layer_shared/intermediate/", "bert/encoder/layer_shared/attention/self/",
+                     epsilon="bert/encoder/layer_shared/attention/output/LayerNorm/batchnorm/add/y"),
     default_gelu="tanh",  # brightmart's modeling.py computes the tanh formula
     config_checks=CONFIG_CHECKS,
+    scopes=("bert/", "cls/"),
     group="albert",
     config_names=("albert_config*.json", "*config*.json"),
     vocab_names=("vocab.txt", "vocab_chinese.txt", "*vocab*.txt"),

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from tf2hf.errors import ConfigError
 from tf2hf.engine.nonweights import BOOKKEEPING
-from tf2hf.engine.table import DropRule, Dim, Family, Output, Part, Refusal, Target, dense, hidden_act
+from tf2hf.engine.table import DropRule, Dim, Family, GraphProbe, Output, Part, Refusal, Target, dense, hidden_act
 from tf2hf.families.blocks import HF_LAYER, HeadNames, layer, mlm, scoped_embeddings
 
 # --- names ----------------------------------------------------------------------------------
@@ -259,6 +259,9 @@ COMMON = dict(
     model_type="electra",
     default_gelu="erf",  # model/modeling.py gelu(): 0.5 * x * (1 + erf(x / sqrt(2)))
     refuse=REFUSE,
+    # Both towers and run_pretraining's / run_finetuning's heads: a variable elsewhere is a
+    # head of the user's own.
+    scopes=(f"{DISC}/", f"{GEN}/", "discriminator_predictions/", "generator_predictions/", "task_specific/"),
     group="electra",
     needs_variant=True,
     variant_option="--tower",
@@ -277,6 +280,8 @@ FAMILIES = (
         targets=DISC_TARGETS,
         hf_config=disc_config,
         reference="tf2hf.verify.references.electra:forward_discriminator",
+        graph=GraphProbe("electra/encoder/layer_0/intermediate/", "electra/encoder/layer_0/attention/self/",
+                         epsilon="electra/encoder/layer_0/attention/output/LayerNorm/batchnorm/add/y"),
         extra_drops=DISC_DROPS,
         base_parts=DISC_BASE,
         variant="discriminator",
@@ -295,6 +300,9 @@ FAMILIES = (
         targets=GEN_TARGETS,
         hf_config=gen_config,
         reference="tf2hf.verify.references.electra:forward_generator",
+        # The config beside the checkpoint is the discriminator's: its heads say nothing of these.
+        graph=GraphProbe("generator/encoder/layer_0/intermediate/", "generator/encoder/layer_0/attention/self/", heads_key=None,
+                         epsilon="generator/encoder/layer_0/attention/output/LayerNorm/batchnorm/add/y"),
         extra_drops=GEN_DROPS,
         base_parts=GEN_BASE,
         variant="generator",

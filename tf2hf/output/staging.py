@@ -25,6 +25,14 @@ from tf2hf.errors import OutputError
 PARTIAL = ".tf2hf-partial-"
 OLD = ".tf2hf-old-"
 
+# What makes an existing folder one that --force may replace: tf2hf's own batch marker, the
+# first lines of the model card output/model_card.py writes, or a transformers model folder
+# (config.json beside weights). Anything else may be the user's, and is never removed.
+MARKER = ".tf2hf-source.json"
+CARD_HEAD = 2048  # the front matter's length, with room to spare
+CARD_TAGS = (b"\n- tf2hf\n", b"\ntags: [tf2hf,")  # the card's tag, as a YAML list (now) or inline (earlier versions)
+WEIGHTS = ("model.safetensors", "pytorch_model.bin", "tf_model.h5", "model.safetensors.index.json", "pytorch_model.bin.index.json")
+
 _AT_FDCWD = -100
 _RENAME_NOREPLACE = 1
 _RENAME_EXCHANGE = 2
@@ -116,12 +124,75 @@ def _renameat2(src: Path, dst: Path, flags: int) -> bool:
     raise OSError(err, os.strerror(err), str(dst))
 
 
+def check_out(out: str | os.PathLike[str] | None, option: str = "--out") -> None:
+    """An empty or blank ``--out`` is refused: as a path it means the current folder (or a folder
+    named by spaces), and with --force that would replace the working directory."""
+    if out is not None and not os.fspath(out).strip():
+        raise OutputError(f"{option} is {os.fspath(out)!r}, which names no folder (an empty path means the current one); pass the output folder")
+
+
+def foreign_entries(folder: Path) -> list[str]:
+    """What in ``folder`` tf2hf may not replace: nothing when it is empty or holds a previous
+    conversion (see :data:`MARKER`), else its entries (folders with a trailing ``/``), sorted."""
+    entries = sorted(os.listdir(folder))
+    names = set(entries)
+    if not entries or MARKER in names or (_is_file(folder / "config.json") and any(_is_file(folder / w) for w in WEIGHTS)):
+        return []
+    if _is_card(folder / "README.md"):
+        return []
+    return [name + ("/" if os.path.isdir(folder / name) and not os.path.islink(folder / name) else "") for name in entries]
+
+
+def _is_card(path: Path) -> bool:
+    """A README.md that is tf2hf's model card: YAML front matter with the tf2hf tag."""
+    try:
+        with open(path, "rb") as card:
+            head = card.read(CARD_HEAD) if _is_file(path) else b""
+    except OSError:
+        return False
+    front = head.split(b"\n---", 1)[0] + b"\n"
+    return head.startswith(b"---\n") and b"\nlibrary_name: transformers\n" in front and any(tag in front for tag in CARD_TAGS)
+
+
+def _is_file(path: Path) -> bool:
+    return os.path.isfile(path) and not os.path.islink(path)
+
+
+def refuse_foreign(folder: Path) -> None:
+    """Raise unless ``folder`` is one --force may replace (:func:`foreign_entries`)."""
+    try:
+        found = foreign_entries(folder)
+    except OSError as exc:
+        raise output_error(folder, exc) from None
+    if found:
+        shown = ", ".join(found[:3]) + (", …" if len(found) > 3 else "")
+        what = "file" if len(found) == 1 else "files"
+        raise OutputError(f"{folder}: holds {len(found)} {what} that tf2hf did not write ({shown}); choose another --out or remove them")
+
+
 def output_error(dest: Path, exc: OSError) -> OutputError:
     if exc.errno == errno.ENOSPC:
         return OutputError(f"{dest}: no space left on the device; free some space or choose another --out")
     if exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
         return OutputError(f"{dest}: cannot write there ({exc.strerror}); choose a writable --out")
+    if exc.errno == errno.ENAMETOOLONG:
+        return _name_too_long(dest)
     return OutputError(f"{dest}: {exc.strerror or exc}; choose another --out")
+
+
+def _name_too_long(dest: Path) -> OutputError:
+    """A name the system takes on its own may still be too long once the staging folder beside
+    it is named after it (``.<name>.tf2hf-partial-<pid>-<token>``, about 32 bytes more)."""
+    name_max = 255  # NAME_MAX of every common Linux, macOS and Windows file system
+    room = name_max - len(os.fsencode(aside(dest).name)) + len(os.fsencode(dest.name))
+    size = len(os.fsencode(dest.name))
+    if size > room:
+        return OutputError(
+            f"{dest}: the name is {size} bytes; tf2hf builds the output in a folder beside it named "
+            f"after it with {name_max - room} bytes more, and a name may have at most {name_max}: "
+            f"choose a --out name of at most {room} bytes"
+        )
+    return OutputError(f"{dest}: the path is too long for this system ({len(os.fsencode(str(dest)))} bytes); choose a shorter --out")
 
 
 def fsync_path(path: str | Path) -> None:
@@ -163,6 +234,8 @@ class Staging:
             raise OutputError(f"{self.dest}: already exists; choose another --out or pass --force to replace it")
         if os.path.lexists(self.dest) and not self.dest.is_dir():
             raise OutputError(f"{self.dest}: exists and is not a folder; choose another --out")
+        if os.path.lexists(self.dest):
+            refuse_foreign(self.dest)  # --force replaces a previous conversion, never the user's files
 
     def __enter__(self) -> "Staging":
         self.check_destination()

@@ -1,6 +1,6 @@
 """Tokenizer files for a WordPiece vocabulary, loadable by ``AutoTokenizer`` offline.
 
-Written: ``vocab.txt`` (the original bytes, for older readers), ``tokenizer.json`` (built with
+Written: ``vocab.txt`` (the tokens as TF BERT read them, one a line, for older readers), ``tokenizer.json`` (built with
 the ``tokenizers`` library: BERT normaliser and pre-tokeniser, WordPiece, ``[CLS] … [SEP]``
 template), ``tokenizer_config.json`` and ``special_tokens_map.json``.
 
@@ -12,7 +12,6 @@ Chinese character to ``<unk>``.
 from __future__ import annotations
 
 import json
-import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -69,7 +68,9 @@ def write_wordpiece(
     model_max_length: int,
 ) -> TokenizerSummary:
     out_dir = Path(out_dir)
-    shutil.copyfile(vocab_path, out_dir / "vocab.txt")
+    # The tokens as TF read them, not the file's bytes: transformers' own vocab.txt reader only
+    # drops the "\n", so a BOM, a "\r" or trailing spaces would otherwise become part of tokens.
+    (out_dir / "vocab.txt").write_text("".join(token + "\n" for token in tokens), encoding="utf-8", newline="\n")
     present = {name: tok for name, tok in SPECIAL_TOKENS.items() if tok in set(tokens)}
     missing = [tok for name, tok in SPECIAL_TOKENS.items() if name not in present]
     # Written by Python, not Tokenizer.save: a full disk then raises OSError (ENOSPC), which

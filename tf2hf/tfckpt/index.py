@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from tf2hf.errors import CheckpointFormatError, CheckpointNotFoundError
+from tf2hf.sources import open_regular
 from tf2hf.tfckpt.bundle import BIG_ENDIAN, BUNDLE_VERSION, BundleEntry, BundleHeader, dtype_name, parse_entry, parse_header
 from tf2hf.tfckpt.sstable import MalformedIndexError, read_table
 
@@ -90,7 +91,7 @@ class Index:
 def read_index(index_path: Path) -> Index:
     """Read and check the index file; no tensor data is read."""
     try:
-        with index_path.open("rb") as handle:
+        with open_regular(index_path, CheckpointFormatError, "the index") as handle:  # a FIFO would block
             size = os.fstat(handle.fileno()).st_size
             if size > MAX_INDEX_BYTES:
                 raise CheckpointFormatError(

@@ -6,7 +6,10 @@ memory-maps a data shard the first time one of its tensors is needed and touches
 tensor's bytes, so optimizer slots and other skipped variables are never read. When the array
 it returned is gone, its pages are dropped from the process (``MADV_DONTNEED``; they stay in the
 page cache; :mod:`tf2hf.tfckpt.pages`), so reading a whole model tensor by tensor keeps one
-tensor resident, not the model. What the index claims is checked as it is parsed
+tensor resident, not the model. The kernel is told not to read ahead around what is touched
+(:func:`tf2hf.tfckpt.pages.read_only_what_is_asked`) and to read each tensor's own range ahead
+as it is read (:func:`tf2hf.tfckpt.pages.read_ahead`): the slots beside the weights of a
+fine-tuned checkpoint stay on disk. What the index claims is checked as it is parsed
 (:mod:`tf2hf.tfckpt.index`); what the data holds, as each tensor is read.
 """
 
@@ -14,6 +17,7 @@ from __future__ import annotations
 
 import mmap
 import os
+import stat
 import threading
 from pathlib import Path
 from types import TracebackType
@@ -29,8 +33,10 @@ from tf2hf.errors import (
     ShortShardError,
     UnsupportedDtypeError,
 )
+from tf2hf.tfckpt.h5 import is_h5_source, open_h5
+from tf2hf.sources import not_regular, open_regular
 from tf2hf.tfckpt.index import STORAGE_DTYPES, TensorInfo, read_index
-from tf2hf.tfckpt.pages import drop_pages_after
+from tf2hf.tfckpt.pages import drop_pages_after, read_ahead, read_only_what_is_asked
 from tf2hf.tfckpt.resolve import data_shards_of, resolve_prefix
 from tf2hf.tfckpt.sstable import mask_crc
 
@@ -93,6 +99,8 @@ class Checkpoint:
         storage = self._storage_of(info)
         mapped = self._shard_map(info.shard, name)
         self._check_extent(info, mapped, storage)
+        if mapped is not None and info.size:
+            read_ahead(mapped, info.offset, info.size)
         data = self._checked_bytes(info, mapped)
         array = _to_array(data, storage, info)
         if mapped is not None and info.size:
@@ -172,11 +180,14 @@ class Checkpoint:
                 return self._maps[shard]
             path = self.shard_paths[shard]
             try:
-                with path.open("rb") as handle:
+                # Never a plain open: a FIFO as a shard would block here forever.
+                with open_regular(path, CheckpointFormatError, "this data shard") as handle:
                     size = os.fstat(handle.fileno()).st_size
                     mapped = (
                         mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ) if size else None
                     )
+                    if mapped is not None:
+                        read_only_what_is_asked(handle.fileno(), mapped)
             except FileNotFoundError:
                 raise self._missing_shard(shard, name) from None
             except (OSError, ValueError, OverflowError) as error:
@@ -206,10 +217,34 @@ class Checkpoint:
         )
 
 def open_checkpoint(path: str | os.PathLike[str]) -> Checkpoint:
-    """Resolve ``path`` to a prefix and parse its index; no tensor data is read."""
+    """Resolve ``path`` to a prefix and parse its index; no tensor data is read.
+
+    A Keras HDF5 weights file (an ``.h5`` file, or a ``save_pretrained`` folder holding
+    ``tf_model.h5``) opens as :class:`~tf2hf.tfckpt.h5.H5Weights`, which has the same interface.
+    """
+    try:
+        h5 = is_h5_source(Path(os.path.abspath(Path(path).expanduser())))
+    except OSError:
+        h5 = False  # a name the system cannot look up: resolve_prefix says so in words
+    if h5:
+        return open_h5(path)  # type: ignore[return-value]
     prefix = resolve_prefix(path)
     index = read_index(_index_of(prefix))
-    return Checkpoint(prefix, index.num_shards, index.variables, index.partitioned)
+    checkpoint = Checkpoint(prefix, index.num_shards, index.variables, index.partitioned)
+    _refuse_special_files(checkpoint.shard_paths)
+    return checkpoint
+
+
+def _refuse_special_files(paths: list[Path]) -> None:
+    """A shard that is a FIFO, a device or a folder is an error now, before anything reads it
+    (absent shards are fine: a conversion can be planned without them)."""
+    for path in paths:
+        try:
+            mode = os.stat(path).st_mode  # follows a symbolic link, as reading would
+        except OSError:
+            continue  # absent, or a dangling link: reported as missing when it is needed
+        if not stat.S_ISREG(mode):
+            raise not_regular(path, mode, CheckpointFormatError, "this data shard")
 
 
 def _to_array(data: memoryview, storage: np.dtype, info: TensorInfo) -> np.ndarray:

@@ -10,11 +10,14 @@ error lists what the folder does hold.
 
 from __future__ import annotations
 
+import errno
 import os
 import re
+import stat
 from pathlib import Path
 from typing import NoReturn
 
+from tf2hf.sources import not_regular
 from tf2hf.tfckpt.sstable import FOOTER_SIZE, has_table_magic
 from tf2hf.errors import (
     AmbiguousCheckpointError,
@@ -43,6 +46,18 @@ def resolve_prefix(path: str | os.PathLike[str]) -> Path:
     which still allows planning a conversion).
     """
     given = Path(os.path.abspath(Path(path).expanduser()))
+    try:
+        return _resolve(given)
+    except OSError as exc:  # pathlib's is_dir/is_file raise for names the system refuses to look up
+        if exc.errno == errno.ENAMETOOLONG:
+            raise CheckpointNotFoundError(
+                f"{given}: the path is too long for this system to look up ({len(os.fsencode(str(given)))} "
+                "bytes; the usual limits are 4096 for a path and 255 for each name in it); pass the checkpoint's real folder or prefix"
+            ) from None
+        raise CheckpointNotFoundError(f"{given}: cannot be looked up ({exc.strerror or exc}); pass the checkpoint folder or prefix") from None
+
+
+def _resolve(given: Path) -> Path:
     if given.is_dir():
         return _from_folder(given, given / STATE_FILE)
     if given.is_file() and given.name == STATE_FILE and _state_target(given) is not None:
@@ -51,9 +66,29 @@ def resolve_prefix(path: str | os.PathLike[str]) -> Path:
     prefix = _strip_suffix(given)
     if _index_of(prefix).is_file():
         return prefix
+    _refuse_unusable_index(_index_of(prefix))
     if given.exists():
         _refuse_file_without_index(given, prefix)
     _refuse_missing_prefix(given, prefix)
+
+
+def _refuse_unusable_index(index: Path) -> None:
+    """An ``.index`` that exists but cannot be read as one: a FIFO, a device, a folder, or a
+    symbolic link to nothing. Saying "no .index beside it" would send the user looking for a
+    file that is right there."""
+    try:
+        mode = os.stat(index).st_mode
+    except FileNotFoundError:
+        if os.path.islink(index):
+            raise CheckpointNotFoundError(
+                f"{index}: a symbolic link to {os.readlink(index)}, which does not exist; "
+                "copy the .index file itself here"
+            ) from None
+        return
+    except OSError as exc:
+        raise CheckpointNotFoundError(f"{index}: cannot read the index ({exc.strerror}); check the file") from None
+    if not stat.S_ISREG(mode):
+        raise not_regular(index, mode, CheckpointFormatError, "the index")
 
 
 def _saved_model_variables(folder: Path) -> Path | None:
@@ -123,6 +158,13 @@ def _from_folder(folder: Path, state_file: Path) -> Path:
     exported = _saved_model_variables(folder)
     if exported is not None:
         return exported
+    for index in _special_indexes(folder):
+        _refuse_unusable_index(index)
+    if folder.name.endswith(".index") and folder.name != ".index":
+        raise CheckpointFormatError(
+            f"{folder}: a folder, not an index file; pass the folder that holds the checkpoint "
+            "or its prefix"
+        )
     for candidate in _v1_candidates(folder, target):
         _raise_if_v1(candidate)
     orphan = _first_orphan_shard(folder)
@@ -148,7 +190,9 @@ def _usable_state_target(folder: Path, target: str) -> Path | None:
         named = Path(target)
         candidate = named if named.is_absolute() else folder / named
         candidate = Path(os.path.abspath(candidate))
-        if _index_of(candidate).is_file():
+        # "/" or "//" names no file at all (Path("/").name is empty): fall back as for any
+        # unusable state file.
+        if candidate.name and _index_of(candidate).is_file():
             return candidate
         basename = re.split(r"[/\\]", target)[-1]
         if basename and basename not in (".", ".."):
@@ -226,6 +270,15 @@ def _prefixes_in(folder: Path) -> list[str]:
     except OSError:
         return []
     return sorted(n[: -len(".index")] for n in names if n.endswith(".index") and n != ".index")
+
+
+def _special_indexes(folder: Path) -> list[Path]:
+    """``*.index`` entries of ``folder`` that are not regular files (at most a few looked at)."""
+    try:
+        entries = [entry for _, entry in zip(range(_MAX_SCANNED), os.scandir(folder))]
+    except OSError:
+        return []
+    return sorted(Path(e.path) for e in entries if e.name.endswith(".index") and e.name != ".index" and not e.is_file())
 
 
 def data_shards_of(prefix: Path) -> list[Path]:

@@ -32,6 +32,7 @@ import crc32c
 
 from tf2hf.tfckpt.sstable import BLOCK_TRAILER_SIZE, FOOTER_SIZE, TABLE_MAGIC, mask_crc, read_varint
 from tf2hf.errors import CheckpointFormatError, CrcMismatchError, MissingShardError, ShortShardError
+from tf2hf.sources import open_regular
 
 #: TensorFlow's table options for tensor bundles (tensorflow/core/lib/io/table_options.h).
 BLOCK_SIZE = 256 * 1024
@@ -229,7 +230,7 @@ class _Shards:
     def get(self, tensor: SourceTensor) -> BinaryIO:
         if tensor.shard not in self.handles:
             try:
-                handle = open(tensor.shard, "rb")
+                handle = open_regular(tensor.shard, CheckpointFormatError, "this data shard")  # a FIFO would block
             except FileNotFoundError:
                 raise MissingShardError(
                     f"{tensor.shard}: data shard is missing (it holds variable '{tensor.name}'); copy every data shard of the checkpoint next to its .index"

@@ -79,8 +79,28 @@ def inspect(
     grouping = _group_variables(fam, variables, plan, _sizes(fam, plan, tf_config, variables, source))
     report = _report(source, variables, index_bytes, shard_paths, fam, plan, config_path, grouping)
     report.notes, report.problems = notes, problems
+    report.graph = _graph_line(fam, ckpt.prefix, tf_config, problems) if fam else ""
     report.seconds = time.perf_counter() - started
     return report
+
+
+def _graph_line(fam: Family, prefix: Path, tf_config: dict, problems: list[str]) -> str:
+    """What the training graph beside the checkpoint shows, next to what the config says."""
+    from tf2hf.engine.graph_facts import read_facts
+
+    try:
+        facts = read_facts(fam, prefix, None)
+    except Tf2hfError as exc:
+        problems.append(str(exc))
+        return ""
+    if facts.path is None:
+        return "none beside the checkpoint (activation and heads come from the config or defaults)"
+    shown = []
+    if facts.activation:
+        shown.append(f"activation {facts.activation} (config: hidden_act {tf_config.get('hidden_act', 'not given')})")
+    if facts.heads:
+        shown.append(f"{facts.heads} heads (config: num_attention_heads {tf_config.get('num_attention_heads', 'not given')})")
+    return f"{facts.path}: {'; '.join(shown) if shown else 'shows neither the activation nor the heads'}"
 
 
 def _choose_family(family: str, variables: dict, variant: str | None, source: str, notes: list[str], problems: list[str]) -> Family | None:
@@ -133,14 +153,15 @@ def _read_config(family: Family, folder: Path, given: str | os.PathLike[str] | N
 def _sizes(fam: Family | None, plan, tf_config: dict, variables: dict, source: str) -> dict[str, int]:
     """The plan's sizes; when planning failed, what the config and shapes still tell."""
     from tf2hf.engine.dims import resolve_dims
-    from tf2hf.engine.registry import strip_name
+    from tf2hf.engine.roots import read_all
 
     if plan is not None:
         return dict(plan.dims)
     if fam is None:
         return {}
     try:
-        shapes = {strip_name(fam, n): tuple(i.shape) for n, i in variables.items()}
+        table = read_all(fam, variables)
+        shapes = {table[n]: tuple(i.shape) for n, i in variables.items()}
         return resolve_dims(fam, tf_config, shapes, source)[0]
     except Exception:  # the sizes are only a help for grouping here
         return {}
@@ -230,12 +251,13 @@ class _Grouping:
 
 
 def _group_variables(fam: Family | None, variables: dict, plan, dims: dict[str, int]) -> _Grouping:
-    from tf2hf.engine.registry import strip_name
+    from tf2hf.engine.roots import read_all
 
+    table = read_all(fam, variables) if fam else {}
     written = {s for t in plan.tensors for s in t.sources} if plan else set()
     grouping = _Grouping(fam, dims)
     for name, info in variables.items():
-        stripped = strip_name(fam, name) if fam else name
+        stripped = table.get(name, name)
         # Slots and bookkeeping first (a slot of a weight the family drops is still a slot).
         drop = classify(stripped) or (classify(stripped, fam.extra_drops) if fam else None)
         if drop is not None and name not in written:

@@ -72,6 +72,8 @@ class CheckpointReport:
     notes: list[str] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)
     seconds: float = 0.0
+    # What the training graph (P.meta) shows beside what the config says (docs/GRAPH.md).
+    graph: str = ""
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -97,6 +99,8 @@ def _header(report: CheckpointReport) -> list[str]:
         lines.append("family:     none recognised")
     if report.config_path:
         lines.append(f"config:     {report.config_path}")
+    if report.graph:
+        lines.append(f"graph:      {report.graph}")
     lines.append(f"heads:      {', '.join(report.heads) if report.heads else '(none)'}")
     if report.target_class:
         lines.append(

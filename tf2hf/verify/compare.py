@@ -34,6 +34,11 @@ Reader = Callable[[str], np.ndarray]
 TOLERANCE = {"float32": 1e-4, "float16": 1e-2, "bfloat16": 5e-2}
 RELATIVE = {"float32": False, "float16": True, "bfloat16": True}
 
+# The erf and tanh GELU formulas move the outputs by 1e-4 to 1e-3 (measured on the BERT and
+# ALBERT fixtures and the upstream checkpoints): a larger difference has another cause, and the
+# advice to try the other --gelu would send the user the wrong way.
+GELU_GAP = 1e-2
+
 # transformers activation name -> the formula the reference computes.
 REFERENCE_ACT = {"gelu": "erf", "gelu_new": "tanh", "gelu_pytorch_tanh": "tanh", "relu": "relu"}
 
@@ -44,10 +49,54 @@ class Verification:
     tolerance: float
     max_abs_diff: dict[str, float] = field(default_factory=dict)
     inputs_shape: tuple[int, int] = (0, 0)
+    # output -> "<converted> <reference>", each NaN, Inf or finite, where either is not finite
+    non_finite: dict[str, str] = field(default_factory=dict)
 
     @property
     def worst(self) -> float:
-        return max(self.max_abs_diff.values(), default=0.0)
+        return worst_of(self.max_abs_diff)[1]
+
+
+def worst_of(diffs: Mapping[str, float]) -> tuple[str | None, float]:
+    """The output that differs most, and by how much. A NaN difference is the worst of all:
+    ``max()`` compares NaN as smaller than nothing and would pass it over."""
+    if not diffs:
+        return None, 0.0
+    name = max(diffs, key=lambda k: (diffs[k] != diffs[k], diffs[k] if diffs[k] == diffs[k] else 0.0))
+    return name, diffs[name]
+
+
+def kind_of(array: np.ndarray) -> str:
+    """``"NaN"``, ``"Inf"`` or ``"finite"``: the worst an array holds."""
+    if np.isfinite(array).all():
+        return "finite"
+    return "NaN" if np.isnan(array).any() else "Inf"
+
+
+def failure_message(check, source: str, gelu_advice: str | None) -> str:
+    """The line a failed verification raises. ``check`` has ``max_abs_diff``, ``tolerance`` and
+    ``non_finite`` (a :class:`Verification`, or its copy from another process). ``gelu_advice``:
+    the other ``--gelu`` value, when the config's activation is one that option chooses and the
+    differences are finite: only then can the GELU formula explain them."""
+    broken = getattr(check, "non_finite", None) or {}
+    if broken:
+        name = sorted(broken)[0]
+        converted, reference = broken[name].split()
+        if converted != "finite" and reference != "finite":
+            return (f"{source}: the converted model produced {converted} in {name}, and so does the TF graph: the checkpoint's "
+                    "weights give non-finite outputs; nothing was written")
+        if converted != "finite":
+            half = check.tolerance > TOLERANCE["float32"]  # half precision has the wider tolerances
+            return (f"{source}: the converted model produced {converted} in {name}, where the TF graph's outputs are finite; "
+                    "nothing was written. " + ("Half precision overflows inside this model: convert with --dtype float32" if half else "Please report it"))
+        return f"{source}: the TF graph produced {reference} in {name}, the converted model did not; nothing was written. Please report it"
+    worst, diff = worst_of(check.max_abs_diff)
+    line = f"{source}: the converted model differs from the TF graph by {diff:.3g} in {worst} (tolerance {check.tolerance:.3g}); nothing was written."
+    if gelu_advice is None:
+        return f"{line} The activation is not a GELU that --gelu chooses, so the formula is not the cause; please report it"
+    if not diff <= GELU_GAP:
+        return f"{line} That is more than the GELU formula changes (about 1e-3 at most); please report it"
+    return f"{line} If the model was trained with the other GELU formula, try --gelu {gelu_advice}"
 
 
 @dataclass(frozen=True)
@@ -180,6 +229,7 @@ def _run_model(model, pooled_too: bool, outputs: tuple[OutputSpec, ...], inputs:
 
 def compare(reference: dict[str, np.ndarray], converted: dict[str, np.ndarray], dtype: str) -> Verification:
     diffs = {}
+    non_finite: dict[str, str] = {}
     scale = 1.0
     for name, value in converted.items():
         if name not in reference:
@@ -188,9 +238,15 @@ def compare(reference: dict[str, np.ndarray], converted: dict[str, np.ndarray], 
         if ref.shape != value.shape:
             raise VerificationError(f"verification: {name} has shape {list(value.shape)} after conversion but {list(ref.shape)} in the source graph")
         diffs[name] = float(np.max(np.abs(ref - value))) if ref.size else 0.0
-        scale = max(scale, float(np.max(np.abs(ref))) if ref.size else 0.0)
+        sides = f"{kind_of(value)} {kind_of(ref)}"
+        if sides != "finite finite":
+            non_finite[name] = sides
+        elif ref.size:
+            scale = max(scale, float(np.max(np.abs(ref))))
     tolerance = TOLERANCE[dtype] * (scale if RELATIVE[dtype] else 1.0)
-    return Verification(passed=all(d <= tolerance for d in diffs.values()), tolerance=tolerance, max_abs_diff=diffs)
+    # NaN <= tolerance is False, so a NaN difference fails too; non_finite says why.
+    passed = not non_finite and all(d <= tolerance for d in diffs.values())
+    return Verification(passed=passed, tolerance=tolerance, max_abs_diff=diffs, non_finite=non_finite)
 
 
 def verify(

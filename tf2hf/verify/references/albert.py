@@ -30,7 +30,9 @@ from tf2hf.verify.references.weights import Getter, count_indexed, dense_from
 SUPPORTED_HEADS = frozenset({"pooler", "mlm", "sop", "classifier", "squad"})
 
 #: The root (a hub module's ``module/``) is what stands in front of the word embeddings.
-LAYOUT = Layout(anchors=(WORDS,))
+#: modeling.AlbertModel takes a ``scope`` argument (default ``"bert"``); users who passed
+#: ``scope="albert"`` have the whole encoder under ``albert/``.
+LAYOUT = Layout(anchors=(WORDS,), scope_spellings={"bert/": ("albert/",)})
 
 TRANSFORMER = "bert/encoder/transformer"
 

@@ -9,11 +9,19 @@ do (``BSH,HND->BSND``, then ``BFND,NDH->BFH`` for the output projection), so thi
 independent of the reshapes the converter applies. Keras LayerNormalization with epsilon 1e-12,
 the masked softmax's -10000 for padded keys, the activation named by ``gelu`` (tensorflow/models
 computes the tanh form), and the pooler ``tanh(dense(first token))``.
+
+Heads: a Keras model that applies one Dense layer to the encoder saves it as its next layer with
+weights, beside the encoder's object (encoder ``…/layer_with_weights-K/``, head
+``…/layer_with_weights-(K+1)/kernel [H, n]``). ``squad`` reads it as a span head
+(``logits = sequence_output @ kernel + bias``; start = column 0, end = column 1), ``classifier``
+as a classifier on the pooled output (``classifier_logits``) and on every token
+(``token_logits``).
 """
 
 from __future__ import annotations
 
 import math
+import re
 from typing import Any
 
 import numpy as np
@@ -23,7 +31,7 @@ from tf2hf.verify.references.locate import Layout
 from tf2hf.verify.references.numerics import activation, softmax
 from tf2hf.verify.references.weights import Getter, dense_from, layer_norm_from, param, require
 
-SUPPORTED_HEADS = frozenset({"pooler"})
+SUPPORTED_HEADS = frozenset({"pooler", "squad", "classifier"})
 
 #: ``tf.train.Checkpoint(model=encoder)`` or ``(encoder=encoder)`` roots every name at the
 #: object's attribute and appends the value's own path to it.
@@ -57,6 +65,16 @@ def encoder_layer(get: Getter, layer: str, x: np.ndarray, bias: np.ndarray, act)
     return layer_norm_from(get, f"{layer}/_output_layer_norm", out + x)
 
 
+def _dense_beside(get: Getter) -> tuple[np.ndarray, np.ndarray]:
+    """The kernel and bias of the layer after the encoder's own ``layer_with_weights-K``."""
+    root = getattr(get, "root", "")
+    found = re.search(r"layer_with_weights-(\d+)/$", root)
+    if not found or not hasattr(get, "beside"):
+        raise KeyError(f"a Dense head beside the encoder (the encoder is not a layer of a Keras model here: root {root!r})")
+    scope = f"layer_with_weights-{int(found.group(1)) + 1}"
+    return param(get.beside, f"{scope}/kernel"), param(get.beside, f"{scope}/bias")
+
+
 def forward(get: Getter, config: dict[str, Any], inputs: dict[str, np.ndarray], *, gelu: str, heads: frozenset[str]) -> dict[str, np.ndarray]:
     """``sequence_output`` and, when asked, ``pooled_output``."""
     unknown = set(heads) - SUPPORTED_HEADS
@@ -76,7 +94,15 @@ def forward(get: Getter, config: dict[str, Any], inputs: dict[str, np.ndarray], 
     for index in range(num_layers):
         x = encoder_layer(get, f"layer_with_weights-{index + 4}", x, bias, act)
     out = {"sequence_output": x}
-    if "pooler" in heads:
+    if heads & {"pooler", "classifier"}:
         pooler = f"layer_with_weights-{num_layers + 4}"
         out["pooled_output"] = np.tanh(dense_from(get, pooler, x[:, 0, :]))
+    if heads & {"squad", "classifier"}:
+        kernel, bias = _dense_beside(get)
+        if "squad" in heads:
+            logits = x @ kernel + bias
+            out["start_logits"], out["end_logits"] = logits[..., 0], logits[..., 1]
+        if "classifier" in heads:
+            out["classifier_logits"] = out["pooled_output"] @ kernel + bias
+            out["token_logits"] = x @ kernel + bias
     return out
