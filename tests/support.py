@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass
+from math import prod
 from pathlib import Path
 
 import pytest
@@ -44,3 +46,15 @@ def bert_index_folders() -> list[Path]:
 def _object_based(folder: Path) -> bool:
     """TF2 object-based (Keras) checkpoints hold this key; they are not Google BERT's layout."""
     return any(b"_CHECKPOINTABLE_OBJECT_GRAPH" in index.read_bytes() for index in folder.glob("*.index"))
+
+
+@dataclass
+class Var:
+    """A stand-in for the reader's TensorInfo in planner tests: a shape and a dtype."""
+
+    shape: tuple
+    dtype: str = "float32"
+
+    @property
+    def size(self) -> int:
+        return 4 * prod(self.shape)

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import itertools
 import re
-from dataclasses import dataclass
+from support import Var
 
 import pytest
 
@@ -29,19 +29,6 @@ SIZES = {
 }
 HEADS = 2
 OTHER = 4  # a plugin's own size symbols
-
-
-@dataclass
-class Var:
-    shape: tuple
-    dtype: str = "float32"
-
-    @property
-    def size(self):
-        n = 4
-        for d in self.shape:
-            n *= d
-        return n
 
 
 def size(symbol):

@@ -18,19 +18,15 @@ printed at the end of the module.
 
 from __future__ import annotations
 
-import functools
 import math
-import os
-import time
-from collections import Counter
 from pathlib import Path
 
 import cramjam
 import numpy as np
 import pytest
-from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from fuzzing import Fuzzing
 from support import FIXTURES, SHARED
 from test_checkpoint_reader import (
     MAGIC,
@@ -48,52 +44,9 @@ from tf2hf.tfckpt.bundle import MAX_ELEMENTS, MAX_RANK, BundleEntry, parse_entry
 from tf2hf.tfckpt.sstable import MalformedIndexError, _iter_block, read_table, read_varint
 from tf2hf.errors import CheckpointFormatError
 
-LONG_EXAMPLES = int(os.environ.get("TF2HF_FUZZ_EXAMPLES", "20000"))
-COUNTS: Counter[str] = Counter()
-
-
-def _ci(examples: int):
-    return settings(max_examples=examples, deadline=None, derandomize=True, database=None,
-                    suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
-
-
-_LONG = settings(max_examples=LONG_EXAMPLES, deadline=None, derandomize=False, database=None,
-                 suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
-
-
-def twice(ci_examples: int, **strategies):
-    """Make a CI-sized test and a long ``fuzz``-marked test of one property."""
-
-    def wrap(body):
-        @functools.wraps(body)
-        def counted(*args, **kwargs):
-            COUNTS[body.__name__] += 1
-            body(*args, **kwargs)
-
-        ci = _ci(ci_examples)(given(**strategies)(counted))
-        long = pytest.mark.fuzz(_LONG(given(**strategies)(counted)))
-        return ci, long
-
-    return wrap
-
-
-@pytest.fixture(scope="module", autouse=True)
-def report(request):
-    started = time.perf_counter()
-    yield
-    if not COUNTS:
-        return
-    took = time.perf_counter() - started
-    parts = ", ".join(f"{name.removeprefix('check_')} {n}" for name, n in sorted(COUNTS.items()))
-    line = f"fuzz: {sum(COUNTS.values())} cases in {took:.1f} s ({parts})"
-    capture = request.config.pluginmanager.get_plugin("capturemanager")
-    reporter = request.config.pluginmanager.get_plugin("terminalreporter")
-    if capture is None or reporter is None:
-        print(line)
-        return
-    with capture.global_and_fixture_disabled():
-        reporter.write_line("")
-        reporter.write_line(line)
+FUZZ = Fuzzing("fuzz")
+twice = FUZZ.twice
+report = FUZZ.report_fixture()
 
 
 # --- real indexes to mutate ------------------------------------------------------------------

@@ -15,56 +15,22 @@ Like tests/test_fuzz.py: a deterministic CI-sized run, and a long randomised run
 
 from __future__ import annotations
 
-import functools
-import os
-import time
-from collections import Counter
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck
 from hypothesis import strategies as st
 
+from fuzzing import Fuzzing
 from support import FIXTURES, SHARED
 from tf2hf.engine.graph_facts import facts_of
 from tf2hf.engine.registry import get_family
 from tf2hf.errors import ConfigError
 from tf2hf.tfckpt.metagraph import GraphFormatError, parse_graph
 
-LONG_EXAMPLES = int(os.environ.get("TF2HF_FUZZ_EXAMPLES", "20000"))
-COUNTS: Counter[str] = Counter()
-_CI = settings(max_examples=200, deadline=None, derandomize=True, database=None, suppress_health_check=list(HealthCheck))
-_LONG = settings(max_examples=LONG_EXAMPLES, deadline=None, derandomize=False, database=None, suppress_health_check=list(HealthCheck))
-
-
-def twice(ci_examples: int = 200, **strategies):
-    def wrap(body):
-        @functools.wraps(body)
-        def counted(*args, **kwargs):
-            COUNTS[body.__name__] += 1
-            body(*args, **kwargs)
-
-        ci = settings(_CI, max_examples=ci_examples)
-        return ci(given(**strategies)(counted)), pytest.mark.fuzz(_LONG(given(**strategies)(counted)))
-
-    return wrap
-
-
-@pytest.fixture(scope="module", autouse=True)
-def report(request):
-    started = time.perf_counter()
-    yield
-    if not COUNTS:
-        return
-    parts = ", ".join(f"{name.removeprefix('check_')} {n}" for name, n in sorted(COUNTS.items()))
-    line = f"fuzz (training graph): {sum(COUNTS.values())} cases in {time.perf_counter() - started:.1f} s ({parts})"
-    capture = request.config.pluginmanager.get_plugin("capturemanager")
-    reporter = request.config.pluginmanager.get_plugin("terminalreporter")
-    if capture is None or reporter is None:
-        print(line)
-        return
-    with capture.global_and_fixture_disabled():
-        reporter.write_line("")
-        reporter.write_line(line)
+# Graph bytes trip more of hypothesis's health checks (large, filtered data) than indexes do.
+FUZZ = Fuzzing("fuzz (training graph)", suppress=list(HealthCheck))
+twice = FUZZ.twice
+report = FUZZ.report_fixture()
 
 
 def _small_graphs() -> list[bytes]:

@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
 
 import pytest
 
-from support import bert_index_folders, shared
+from support import Var, bert_index_folders, shared
 from tf2hf.api import hf_config_for
 from tf2hf.tfckpt import open_checkpoint
 from tf2hf.errors import ConfigError, FamilyError, MappingError
@@ -94,19 +93,6 @@ def test_squad_plan_reports_the_discarded_pooler():
 
 
 # --- synthetic variable lists: the planner's rules -------------------------------------------
-
-
-@dataclass
-class Var:
-    shape: tuple
-    dtype: str = "float32"
-
-    @property
-    def size(self):
-        n = 4
-        for d in self.shape:
-            n *= d
-        return n
 
 
 @pytest.fixture(scope="module")

@@ -26,8 +26,8 @@ from __future__ import annotations
 
 from tf2hf.engine.nonweights import OPTIMIZER
 from tf2hf.engine.table import Dim, DropRule, Family, Part, Rename, Target, hidden_act, rule
-from tf2hf.families.blocks import embeddings, identity, layer
-from tf2hf.families.keras_blocks import B4T2_ATTENTION, TF_B4T2
+from tf2hf.families.blocks import embeddings, layer
+from tf2hf.families.keras_blocks import B4T2_ATTENTION, b4t2_pooler, TF_B4T2
 
 EMB = "embeddings_layer"
 WORD = f"{EMB}/word_embeddings_layer/embeddings"
@@ -65,13 +65,8 @@ TOKEN_TYPES = Part(
     absent_note="bert-for-tf2 was built without token types (use_token_type=False): the written token-type embeddings are zeros, which add nothing",
 )
 ENCODER = Part("encoder", marker=QUERY0, label="encoder layers (encoders_layer/encoder_layers/N)", rules=layer(LAYER, tf=TF_B4T2))
-# No pooler in bert-for-tf2; BertModel always has one: identity + zero, stated (module docstring).
-POOLER = Part(
-    "pooler", marker="pooler/dense/kernel", label="pooler (none in bert-for-tf2)", rules=(),
-    when_absent=identity("pooler.dense", "H", "H", "bert-for-tf2 has no pooler; pooler_output = tanh(first token)"),
-    absent_note="bert-for-tf2 has no pooler: the written pooler is the identity with a zero bias, so pooler_output is tanh of the "
-                "first token's hidden state, from no trained weights — use last_hidden_state",
-)
+# No pooler in bert-for-tf2; BertModel always has one (keras_blocks.b4t2_pooler).
+POOLER = b4t2_pooler("pooler.dense", marker="pooler/dense/kernel")
 
 CARRIED = ("hidden_dropout_prob", "attention_probs_dropout_prob", "initializer_range")
 

@@ -17,8 +17,8 @@ token), said in a note. params-flow's GELU is the tanh formula (``gelu_new``).
 from __future__ import annotations
 
 from tf2hf.engine.table import Dim, Family, Part, Rename, Target, hidden_act, rule
-from tf2hf.families.blocks import HF_ALBERT, embeddings, identity, layer
-from tf2hf.families.keras_blocks import B4T2_ATTENTION, OPTIMIZER_DROPS, TF_B4T2
+from tf2hf.families.blocks import HF_ALBERT, embeddings, layer
+from tf2hf.families.keras_blocks import B4T2_ATTENTION, b4t2_pooler, OPTIMIZER_DROPS, TF_B4T2
 
 EMB = "embeddings_layer"
 WORD = f"{EMB}/word_embeddings_layer/embeddings"
@@ -49,12 +49,7 @@ ENCODER = Part(
         *layer(SHARED, "encoder.albert_layer_groups.0.albert_layers.0", tf=TF_B4T2, hf=HF_ALBERT),
     ),
 )
-POOLER = Part(
-    "pooler", marker="pooler/kernel", label="pooler (none in bert-for-tf2)", rules=(),
-    when_absent=identity("pooler", "H", "H", "bert-for-tf2 has no pooler; pooler_output = tanh(first token)"),
-    absent_note="bert-for-tf2 has no pooler: the written pooler is the identity with a zero bias, so pooler_output is tanh of the "
-                "first token's hidden state, from no trained weights — use last_hidden_state",
-)
+POOLER = b4t2_pooler("pooler", marker="pooler/kernel")
 
 CARRIED = ("hidden_dropout_prob", "attention_probs_dropout_prob", "initializer_range", "num_hidden_layers")
 

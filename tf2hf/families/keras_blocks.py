@@ -13,7 +13,7 @@ from typing import Callable
 from tf2hf.engine.nonweights import OPTIMIZER
 from tf2hf.engine.table import Dim, DropRule, Family, Output, Part, Rename, Rule, Target, dense, layer_norm, rule
 from tf2hf.errors import ConfigError, UnsupportedModelError
-from tf2hf.families.blocks import NO_POOLER, LayerNames
+from tf2hf.families.blocks import NO_POOLER, LayerNames, identity
 
 #: First: a Keras checkpoint's object-path suffix, and a Keras variable name's output index.
 SPELLING = (
@@ -177,3 +177,14 @@ TF_B4T2 = LayerNames(
     attention_norm="self_attention_layer/attention_projector/layer_norm",
     intermediate="intermediate_layer", output="output_projector/dense", output_norm="output_projector/layer_norm",
 )
+
+
+def b4t2_pooler(dst: str, marker: str) -> Part:
+    """bert-for-tf2 builds no pooler, but BertModel and AlbertModel always have one: write the
+    identity with a zero bias (never random), and say what ``pooler_output`` then is."""
+    return Part(
+        "pooler", marker=marker, label="pooler (none in bert-for-tf2)", rules=(),
+        when_absent=identity(dst, "H", "H", "bert-for-tf2 has no pooler; pooler_output = tanh(first token)"),
+        absent_note="bert-for-tf2 has no pooler: the written pooler is the identity with a zero bias, so pooler_output is tanh of the "
+                    "first token's hidden state, from no trained weights — use last_hidden_state",
+    )
