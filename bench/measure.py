@@ -24,6 +24,8 @@ BLOCK = 512  # bytes of one ru_inblock unit
 OLD_PACKAGES = ("transformers==4.47.1", "tensorflow-cpu==2.21.0")
 OLD_SCRIPT = "transformers.models.bert.convert_bert_original_tf_checkpoint_to_pytorch"
 ZOO_SIZE = 8
+#: The second floor: importing what verification needs, the least a verified conversion takes.
+IMPORT_FLOOR = "floor: import torch + transformers + class"
 TIMEOUT = 1800  # seconds for any one command
 MIB = 1 << 20
 

@@ -7,7 +7,7 @@ import platform
 import sys
 from pathlib import Path
 
-from measure import LABELS, MIB, ROOT, SLOT_KINDS, TARGET_KIND, ZOO_SIZE, Row, quiet
+from measure import IMPORT_FLOOR, LABELS, MIB, ROOT, SLOT_KINDS, TARGET_KIND, ZOO_SIZE, Row, quiet
 
 def machine() -> dict[str, str]:
     cpu = platform.processor() or platform.machine()
@@ -135,6 +135,11 @@ def report(args, info: dict, started: str, finished_load: str, start_load: str, 
             verdicts.check(f"`convert --no-verify` wall ≤ 2 × floor + 0.3 s ({LABELS[kind]})", f"{secs(nv.median)} vs {secs(limit)}", nv.median <= limit)
         if old and v and old.ok and v.ok:
             verdicts.check(f"`convert` (verified) wall ≤ 1/4 of the old converter's ({LABELS[kind]})", f"{v.median / old.median:.3f}", v.median <= old.median / 4)
+        imports = kind_rows.get(IMPORT_FLOOR)
+        if v and imports and v.ok and imports.ok:  # not a target: how far above its own floor it is
+            verdicts.check(f"`convert` (verified) wall above the import floor ({LABELS[kind]})",
+                           f"{secs(v.median)} vs {secs(imports.median)} (+{secs(v.median - imports.median)}); old converter / 4: "
+                           + (secs(old.median / 4) if old and old.ok else "–"), None)
     for kind, kind_rows in conversions.items():
         row = kind_rows.get("tf2hf convert --no-verify")
         if row and row.ok:
@@ -162,7 +167,9 @@ def report(args, info: dict, started: str, finished_load: str, start_load: str, 
         "",
         "The floor is `cp` of a file exactly as large as the model's float32 weights (the first "
         "that-many bytes of the checkpoint's data shard) into the output folder's file system; "
-        "`cp` does not fsync, tf2hf does. Wall time, CPU time (user + system) and peak RSS "
+        "`cp` does not fsync, tf2hf does. The import floor is a Python that imports torch, "
+        "transformers and the model's class and exits: a verified conversion cannot end before "
+        "its verification process has done that. Wall time, CPU time (user + system) and peak RSS "
         "(`ru_maxrss`) come from `os.wait4` in a bare launcher (~8 MiB, the least RSS it can "
         "report); for `batch`, peak RSS is the largest process of its session and CPU their sum "
         "(sampled from /proc). On a loaded machine CPU time moves far less than wall time. "

@@ -109,6 +109,11 @@ class OutputSpec:
     select: str = "all"
 
 
+def as_choices(inputs: dict) -> dict:
+    """The batch as one example whose sequences are its choices: ``[1, choices, seq]``."""
+    return {k: (v[None] if k != "positions" else v) for k, v in inputs.items()}
+
+
 def output_spec(out: Any) -> OutputSpec:
     """A tuple ``(reference, field[, select])``, or any object with those three attributes."""
     if isinstance(out, tuple):
@@ -147,8 +152,13 @@ def reference_outputs(
     hf_config: dict,
     heads: frozenset[str],
     inputs: dict,
+    outputs: Iterable = (),
 ) -> dict[str, np.ndarray]:
+    """The reference's outputs on ``inputs`` (run as choices when an output of ``outputs`` is
+    compared so: the base outputs come out ``[choices, seq, …]`` all the same)."""
     forward, layout = load_reference(reference)
+    if any(output_spec(o).select == "choices" for o in outputs):
+        inputs = as_choices(inputs)
     act = hf_config.get("hidden_act", "gelu")
     if act not in REFERENCE_ACT:
         raise VerificationError(f"{source}: no reference for activation {act!r}; convert with --no-verify")
@@ -218,7 +228,8 @@ def _run_model(model, pooled_too: bool, outputs: tuple[OutputSpec, ...], inputs:
         if pooled is not None and pooled_too:
             found["pooled_output"] = pooled.double().numpy()
         if outputs:
-            full = model(**tensors)
+            choices = any(out.select == "choices" for out in outputs)
+            full = model(**(as_choices(tensors) if choices else tensors))
             for out in outputs:
                 value = getattr(full, out.field).double().numpy()
                 if out.select == "positions":
@@ -274,11 +285,23 @@ def verify(
     ``heads`` are the reference's head names to compute; ``vocab_size``, ``max_positions`` and
     ``type_vocab_size`` size the batch (a missing size takes the batch's default).
     """
-    heads = frozenset(heads)
-    specs = tuple(output_spec(o) for o in outputs)
+    heads, outputs = frozenset(heads), tuple(outputs)
     inputs = fixed_batch(vocab_size, max_positions, type_vocab_size)
-    ref = reference_outputs(reference, names, read, source=source, tf_config=tf_config, hf_config=hf_config, heads=heads, inputs=inputs)
+    ref = reference_outputs(reference, names, read, source=source, tf_config=tf_config, hf_config=hf_config, heads=heads, inputs=inputs,
+                            outputs=outputs)
+    return judge(ref, run_converted(folder, target_class, heads, outputs, inputs), dtype, inputs)
+
+
+def run_converted(folder: Path, target_class: str, heads: Iterable[str], outputs: Iterable, inputs: dict) -> dict[str, np.ndarray]:
+    """The converted half of :func:`verify`: load ``folder`` as ``target_class`` and run it on
+    ``inputs``; the outputs by the reference's names. (A verified conversion runs this half in
+    the process that imported torch, and the reference in its own: tf2hf/verify/prewarm.py.)"""
     model = load_converted(folder, target_class)
-    result = compare(ref, converted_outputs(model, heads, specs, inputs), dtype)
+    return converted_outputs(model, frozenset(heads), tuple(output_spec(o) for o in outputs), inputs)
+
+
+def judge(reference: dict[str, np.ndarray], converted: dict[str, np.ndarray], dtype: str, inputs: dict) -> Verification:
+    """:func:`compare` of the two halves, recording the batch's shape."""
+    result = compare(reference, converted, dtype)
     result.inputs_shape = tuple(inputs["input_ids"].shape)
     return result

@@ -1,28 +1,34 @@
 """Verification in a process of its own, started when the conversion starts.
 
-Importing torch and transformers takes about 4 s of one core, longer than writing BERT-base.
-Done after the writing (as it was), it is most of a verified conversion's time. So a verified
-conversion starts this module as a child process first (:func:`verifier`): it imports
-them on the second core while the parent plans and writes, then waits on its stdin for the one
-job, runs :func:`tf2hf.verify.compare.verify` on the written folder, and answers on stdout.
+Importing torch and transformers and the model's class takes about 4 s of one core, longer than
+writing BERT-base. Done after the writing (as it was), it is most of a verified conversion's
+time. So a verified conversion starts this module as a child process first (:func:`verifier`):
+it imports them on the second core while the parent plans and writes, then waits on its stdin
+for the one job: load the written folder and run it on the fixed batch. Meanwhile the parent
+computes the other half, the NumPy reference of the TF graph (1-2 s of float64 for BERT-base,
+which used to follow the model's run in the child), and compares the two when the child answers.
 
 A process, not a thread: an import runs Python code under the GIL, which a thread would take
 from the writing for those 4 s; a process uses the other core, and its memory (torch and the
 loaded model, ~700 MiB) ends with it. What verification proves is unchanged: the same
-function, given the same plain data, opens the checkpoint by its prefix with the same reader
-and loads the written folder as a user would.
+functions of :mod:`tf2hf.verify.compare` on the same batch (sent to the child, not recomputed),
+the reference opening the checkpoint by its prefix with the same reader, the folder loaded as a
+user would load it.
 
 The child writes nothing. It ends when its job is done, when its stdin closes (the parent
 failed, or was killed), or when it is killed; the parent then reports one line. When torch and
 transformers are already imported here (a batch worker forked warm), the job runs in-process.
 
 Protocol, one JSON object per line: parent → child ``{"op": "warm", "class": name}`` (optional:
-import that model's module too), then ``{"op": "verify", ...}``; child → parent
-``{"ok": {...}}`` or ``{"error": {"type": ..., "message": ...}}``.
+import that model's module too), then ``{"op": "run", ...}``; child → parent
+``{"ok": {"outputs": {name: array}}}`` (each array an ``.npy`` in base64) or
+``{"error": {"type": ..., "message": ...}}``.
 """
 
 from __future__ import annotations
 
+import base64
+import io
 import json
 import os
 import subprocess
@@ -91,13 +97,18 @@ class Verifier:
             self._send({"op": "warm", "class": target_class})
 
     def verify(self, job: dict[str, Any], meanwhile: Callable[[], None] | None = None) -> Outcome:
-        """Run :func:`tf2hf.verify.compare.verify` on ``job`` (plain data; see :func:`run_job`);
-        ``meanwhile`` runs here while the child verifies (hashing what was written)."""
+        """Verify ``job`` (plain data; see :func:`run_job`): the child loads and runs the folder
+        while this process computes the reference, then ``meanwhile`` (hashing what was written)."""
         if self._child is None:
             if meanwhile is not None:
                 meanwhile()
             return run_job(job)
-        self._send({"op": "verify", **job})
+        from tf2hf.verify.compare import judge
+
+        inputs = _inputs(job)
+        self._send({"op": "run", "folder": job["folder"], "target_class": job["target_class"], "heads": job["heads"],
+                    "outputs": job["outputs"], "inputs": {k: v.tolist() for k, v in inputs.items()}})
+        reference = _reference(job, inputs)
         if meanwhile is not None:
             meanwhile()
         line = self._child.stdout.readline() if self._child.stdout else b""
@@ -106,7 +117,8 @@ class Verifier:
         answer = json.loads(line)
         if "error" in answer:
             raise _as_error(answer["error"])
-        return Outcome(**answer["ok"])
+        converted = {name: _decode(text) for name, text in answer["ok"]["outputs"].items()}
+        return _outcome(judge(reference, converted, job["dtype"], inputs))
 
     def close(self) -> None:
         """End the child (if still running) and wait for it: nothing outlives the conversion."""
@@ -161,20 +173,61 @@ def _as_error(error: dict[str, str]) -> Exception:
 
 
 def run_job(job: dict[str, Any]) -> Outcome:
-    """Verify the folder ``job["folder"]`` against the checkpoint at ``job["prefix"]``."""
+    """Verify the folder ``job["folder"]`` against the checkpoint at ``job["prefix"]``, here."""
+    from tf2hf.verify.compare import judge, run_converted
+
+    inputs = _inputs(job)
+    reference = _reference(job, inputs)
+    converted = run_converted(Path(job["folder"]), job["target_class"], job["heads"], [tuple(o) for o in job["outputs"]], inputs)
+    return _outcome(judge(reference, converted, job["dtype"], inputs))
+
+
+def _inputs(job: dict[str, Any]) -> dict:
+    from tf2hf.verify.compare import fixed_batch
+
+    return fixed_batch(job["vocab_size"], job["max_positions"], job["type_vocab_size"])
+
+
+def _reference(job: dict[str, Any], inputs: dict) -> dict:
+    """The reference half: the TF graph in NumPy, on the checkpoint opened by its prefix."""
     from tf2hf.tfckpt import open_checkpoint
-    from tf2hf.verify.compare import verify
+    from tf2hf.verify.compare import reference_outputs
 
     with open_checkpoint(job["prefix"]) as ckpt:
-        check = verify(
-            job["reference"], job["names"], ckpt.read, Path(job["folder"]),
-            source=job["source"], tf_config=job["tf_config"], hf_config=job["hf_config"],
-            target_class=job["target_class"], heads=frozenset(job["heads"]),
-            outputs=[tuple(o) for o in job["outputs"]], vocab_size=job["vocab_size"],
-            max_positions=job["max_positions"], type_vocab_size=job["type_vocab_size"], dtype=job["dtype"],
-        )
+        return reference_outputs(job["reference"], job["names"], ckpt.read, source=job["source"], tf_config=job["tf_config"],
+                                 hf_config=job["hf_config"], heads=frozenset(job["heads"]), inputs=inputs,
+                                 outputs=[tuple(o) for o in job["outputs"]])
+
+
+def _outcome(check) -> Outcome:
     return Outcome(passed=bool(check.passed), tolerance=float(check.tolerance),
                    max_abs_diff={k: float(v) for k, v in check.max_abs_diff.items()}, non_finite=dict(check.non_finite))
+
+
+def _encode(array) -> str:
+    import numpy as np
+
+    buffer = io.BytesIO()
+    np.save(buffer, np.asarray(array), allow_pickle=False)
+    return base64.b64encode(buffer.getvalue()).decode("ascii")
+
+
+def _decode(text: str):
+    import numpy as np
+
+    return np.load(io.BytesIO(base64.b64decode(text)), allow_pickle=False)
+
+
+def _run_in_child(message: dict[str, Any]) -> dict[str, Any]:
+    """The child's half: load the folder and run it on the batch the parent sent."""
+    import numpy as np
+
+    from tf2hf.verify.compare import run_converted
+
+    inputs = {k: np.asarray(v, dtype=np.int64) for k, v in message["inputs"].items()}
+    outputs = run_converted(Path(message["folder"]), message["target_class"], message["heads"],
+                            [tuple(o) for o in message["outputs"]], inputs)
+    return {"outputs": {name: _encode(value) for name, value in outputs.items()}}
 
 
 def _serve(stdin: IO[bytes], stdout: IO[bytes]) -> None:
@@ -192,7 +245,7 @@ def _serve(stdin: IO[bytes], stdout: IO[bytes]) -> None:
             getattr(transformers, message.get("class", ""), None)  # imports the model's module
             continue
         try:
-            answer: dict[str, Any] = {"ok": run_job(message).__dict__}
+            answer: dict[str, Any] = {"ok": _run_in_child(message)}
         except Exception as exc:  # handed to the parent, which raises it
             answer = {"error": {"type": type(exc).__name__, "message": str(exc)}}
         stdout.write(json.dumps(answer).encode("utf-8") + b"\n")
