@@ -424,3 +424,19 @@ def test_killed_run_resumes_with_exactly_what_is_missing(tmp_path):
         assert json.loads((out / key / MARKER).read_text())["verified"] is True
         assert entries[key]["verified"] is True
     assert partial_leftovers(out) == []
+
+
+def test_hints_name_what_batch_has_instead_of_convert_only_options(tmp_path):
+    # A checkpoint without a vocabulary: convert says "pass --vocab", which batch does not have.
+    root = tmp_path / "zoo"
+    copy_fixture("bert_pretrain", root / "m")
+    (root / "m" / "vocab.txt").unlink()
+    results = list(convert_many([root / "m"], tmp_path / "out", workers=1, verify=False))
+    (warning,) = [w for w in results[0].warnings if "no tokenizer written" in w]
+    assert "--vocab" not in warning and 'the "vocab" key of its manifest entry' in warning.replace("--manifest", "manifest")
+    from tf2hf.messages import to_batch
+
+    assert to_batch("x: 3 NaN values; pass --allow-non-finite to convert anyway") == (
+        "x: 3 NaN values; pass --allow-non-finite (an option of tf2hf convert, not of batch) to convert anyway")
+    assert to_batch("x: pass --config FILE") == 'x: pass the "config" key of its --manifest entry'
+    assert to_batch("try --gelu tanh, or --force") == "try --gelu tanh, or --force"  # batch has these

@@ -21,7 +21,8 @@ transformers = pytest.importorskip("transformers")
 
 
 @pytest.mark.parametrize("name,family,cls", [("b4t2_bert", "bert_for_tf2", "BertModel"),
-                                              ("b4t2_albert_shared", "bert_for_tf2_albert", "AlbertModel")])
+                                              ("b4t2_albert_shared", "bert_for_tf2_albert", "AlbertModel"),
+                                              ("b4t2_albert_layers", "bert_for_tf2_albert_layers", "AlbertModel")])
 def test_sequence_output_matches_tensorflow(name, family, cls, tmp_path):
     src = fixture(name)
     result = convert("auto", tf=src, out=tmp_path / "out", task="feature-extraction")
@@ -34,6 +35,20 @@ def test_sequence_output_matches_tensorflow(name, family, cls, tmp_path):
         out = model(input_ids=ids, token_type_ids=torch.from_numpy(npz["token_type_ids"].astype(np.int64)),
                     attention_mask=torch.ones_like(ids))
     assert np.max(np.abs(out.last_hidden_state.numpy() - npz["sequence_output"])) <= 1e-5
+
+
+def test_albert_without_shared_layer_is_a_group_per_layer_and_not_taken_for_bert(tmp_path):
+    # Its names are bert-for-tf2 BERT's plus the projector: 'auto' must not see two families.
+    result = convert("auto", tf=fixture("b4t2_albert_layers"), out=tmp_path / "out")
+    config = json.loads((tmp_path / "out" / "config.json").read_text())
+    assert (config["num_hidden_layers"], config["num_hidden_groups"], config["inner_group_num"], config["embedding_size"]) == (2, 2, 1, 8)
+    assert any("without shared_layer" in note for note in result.notes)
+    weights = load_file(tmp_path / "out" / "model.safetensors")
+    assert {k.split(".")[2] for k in weights if k.startswith("encoder.albert_layer_groups.")} == {"0", "1"}
+    from tf2hf.errors import FamilyError
+
+    with pytest.raises(FamilyError, match="not a bert_for_tf2 checkpoint"):
+        convert("bert_for_tf2", tf=fixture("b4t2_albert_layers"), out=tmp_path / "as-bert")
 
 
 def test_the_missing_pooler_is_written_as_the_identity_and_said(tmp_path):

@@ -201,7 +201,7 @@ def test_batch_shows_warnings_in_the_plain_display(tmp_path):
     assert result.exit_code == 0, result.output
     lines = result.stdout.splitlines()  # the plain display writes where the summary goes
     assert lines[0].startswith("[1/1] converted a: BertForPreTraining")
-    assert lines[1] == f"  warning: {zoo / 'a'}: no vocabulary found beside the checkpoint; no tokenizer written (pass --vocab)"
+    assert lines[1] == f"  warning: {zoo / 'a'}: no vocabulary found beside the checkpoint; no tokenizer written (pass the \"vocab\" key of its --manifest entry)"
 
 
 def test_batch_shows_warnings_in_the_live_display(tmp_path):

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 import pytest
 from typer.testing import CliRunner
 
-from support import SHARED
+from support import FIXTURES, SHARED
 from tf2hf.cli import app
 
 BASE = SHARED / "real-index"
@@ -77,14 +77,22 @@ ROWS = [
     # A vocabulary shorter than the embedding matrix.
     Row("yiqichen-2000-BERTE-BERTMini", cls="BertForPreTraining", notes=("21849", "30522")),
     # TF2 / Keras layouts (issue 15).
+    # bert-for-tf2 BERT with no config kept: every size is in a shape but the head count, so the
+    # user says that one (BERT-base's 12); without it the refusal says what is missing.
+    Row("DjebbiAmine-Senti-BERT-bert_model", args=("--task", "feature-extraction"),
+        refusal=("number of attention heads", "--config")),
     Row("DjebbiAmine-Senti-BERT-bert_model", args=("--task", "feature-extraction"), cls="BertModel",
-        missing="a config beside it: the bert-for-tf2 table exists (issue 15), but the head count is in no shape and "
-                "the folder has no config; with --config it plans as BertModel (tests/test_bert_for_tf2.py)"),
+        config=str(FIXTURES / "keras_user_configs" / "heads_only_12.json")),
+    # No config.json was kept: the head count is in no shape, so the user passes the config of the
+    # model they fine-tuned (BERT-base uncased: vocab 30522, 12 layers, 768 wide, 12 heads).
+    Row("chen1ting-CZ4045-training_sub_cp.ckpt", args=("--task", "feature-extraction"),
+        refusal=("no config JSON found", "number of attention heads", "--config")),
     Row("chen1ting-CZ4045-training_sub_cp.ckpt", args=("--task", "feature-extraction"), cls="BertModel",
-        missing="a config beside it: the transformers TF table exists (issue 15), but the head count is in no shape and "
-                "the folder has no config.json"),
+        config=str(FIXTURES / "keras_user_configs" / "bert_base_uncased.json"), notes=("left out: Dense layer beside the model",)),
     Row("chen1ting-CZ4045-training_sub_cp.ckpt", args=("--task", "text-classification"), cls="BertForSequenceClassification",
-        missing="a config beside it, and the user's Dense beside the model (layer_with_weights-1) read as the classifier"),
+        config=str(FIXTURES / "keras_user_configs" / "bert_base_uncased.json")),
+    Row("chen1ting-CZ4045-training_sub_cp.ckpt", config=str(FIXTURES / "keras_user_configs" / "bert_base_uncased.json"),
+        refusal=("Dense layer beside the model (layer_with_weights-1)", "--task text-classification")),
 ]
 
 

@@ -211,7 +211,7 @@ def _new_result(fam: Family, prepared: _Prepared, source: str, out, dry_run: boo
         extra_weights=[(name, list(shape)) for name, shape in plan.extras],
         notes=list(plan.notes) + prepared.options["graph"].settled.notes,
         warnings=prepared.warnings,
-        assumptions=list(prepared.options["graph"].settled.assumptions),
+        assumptions=list(prepared.options["graph"].settled.assumptions) + list(plan.assumptions),
         hf_config=prepared.hf_config,
     )
     result.plan = plan  # type: ignore[attr-defined]  # for --dry-run display; not serialised
@@ -287,6 +287,7 @@ def _verify_folder(plan: Plan, ckpt, staging: Staging, hf_config: dict, dtype: s
         from tf2hf.verify.compare import failure_message
 
         # --gelu can explain a difference only where the config's activation is the "gelu" it chooses.
-        chooses = plan.tf_config.get("hidden_act", "gelu") == "gelu"
+        # A transformers config's "gelu" names its formula (Family.activation_named): --gelu does not apply.
+        chooses = plan.tf_config.get("hidden_act", "gelu") == "gelu" and not options["graph"].settled.named
         other = "tanh" if options["gelu"] == "erf" else "erf"
         raise VerificationError(failure_message(check, source, other if chooses else None))

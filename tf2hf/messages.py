@@ -35,7 +35,7 @@ _BOOLEAN = {"force": "force=True", "no-verify": "verify=False", "allow-non-finit
 _CHOICES = {"gelu", "tower", "target", "task", "format", "dtype", "executor", "family"}
 _VALUES = {"erf", "tanh", "discriminator", "generator", "albert", "bert", "electra", "tf2_bert", "auto", "safetensors", "bin",
            "float32", "float16", "bfloat16", "local", "dask", "pretraining", "fill-mask", "text-classification",
-           "token-classification", "question-answering", "feature-extraction"}
+           "token-classification", "question-answering", "feature-extraction", "multiple-choice"}
 # An option starts a word (a path such as run--2/x is left alone).
 _FLAG = re.compile(r"(?<![^\s(`'\"])--([a-z][a-z-]*)(?: ([a-z][a-z0-9_-]*)\b)?")
 
@@ -87,3 +87,27 @@ def respell_lists(result: object, *names: str) -> None:
         values = getattr(result, name, None)
         if isinstance(values, list):
             setattr(result, name, [to_python(v) if isinstance(v, str) else v for v in values])
+
+
+#: Options of ``tf2hf convert`` that ``tf2hf batch`` has only as keys of a manifest entry.
+_MANIFEST_KEYS = {"config": "config", "vocab": "vocab", "lowercase": "lowercase", "no-lowercase": "lowercase"}
+#: Options of ``tf2hf convert`` that ``tf2hf batch`` does not have at all.
+_CONVERT_ONLY = {"allow-non-finite", "labels", "no-tokenizer"}
+# An option and the placeholder of its value, if any ("--config FILE").
+_BATCH_FLAG = re.compile(r"(?<![^\s(`'\"])--([a-z][a-z-]*)(?: ([A-Z]+)\b)?")
+
+
+def to_batch(text: str) -> str:
+    """``text`` (a message of a conversion, in the command line's spelling) as a batch entry's
+    result says it: an option batch does not have is named where it is set instead — the key
+    of a manifest entry, or ``tf2hf convert`` for that one checkpoint."""
+
+    def spell(match: re.Match) -> str:
+        name = match.group(1)
+        if name in _MANIFEST_KEYS:
+            return f'the "{_MANIFEST_KEYS[name]}" key of its --manifest entry'
+        if name in _CONVERT_ONLY:
+            return f"{match.group(0)} (an option of tf2hf convert, not of batch)"
+        return match.group(0)
+
+    return _BATCH_FLAG.sub(spell, text)

@@ -18,6 +18,7 @@ from tf2hf.batch.markers import MARKER, beside_hashes, fingerprint, output_state
 from tf2hf.batch.results import CONVERTED, FAILED, SKIPPED, EntryResult
 from tf2hf.batch.zoo import check_inside
 from tf2hf.errors import OutputError, Tf2hfError, one_line
+from tf2hf.messages import to_batch
 
 #: Seconds between two progress messages of one entry.
 PROGRESS_INTERVAL = 0.2
@@ -36,7 +37,7 @@ def run_entry(payload: dict[str, Any]) -> dict[str, Any]:
     try:
         result = _convert_entry(payload)
     except Tf2hfError as exc:
-        result = {"status": FAILED, "reason": one_line(str(exc)), "error": type(exc).__name__}
+        result = {"status": FAILED, "reason": to_batch(one_line(str(exc))), "error": type(exc).__name__}
     except Exception as exc:  # one entry's bug never stops the others
         result = {"status": FAILED, "reason": one_line(f"internal error: {type(exc).__name__}: {exc}"), "error": type(exc).__name__}
     result = {**base, **result, "seconds": time.perf_counter() - started}
@@ -154,7 +155,7 @@ def _converted(result: Any, state: str, fp: str, verify: bool) -> dict[str, Any]
         "verified": bool(check and check.get("passed")) if verify else None,
         "max_abs_diff": check.get("worst") if check else None,
         "fingerprint": fp,
-        "warnings": list(result.warnings),
+        "warnings": [to_batch(w) for w in result.warnings],
         "left_out": list(result.left_out),
         "extra_weights": [name for name, _shape in result.extra_weights],
         "note": f"replaced {'a previous output' if state == 'redo' else 'an existing folder'}" if state != "absent" else None,

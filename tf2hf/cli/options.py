@@ -9,6 +9,8 @@ from typing import Annotated, Optional
 
 import typer
 
+from tf2hf.engine.table import TASKS  # plain data: no numpy, so --help stays light
+
 
 def expand_user(value):
     """``~`` and ``~user`` at the start of a path option, as the shell expands them in ``--out ~/x``
@@ -36,7 +38,7 @@ FormatOption = Annotated[Format, typer.Option("--format", help="Weights file for
 DTypeOption = Annotated[DType, typer.Option("--dtype", help="Stored dtype of the weights.")]
 ConfigOption = Annotated[Optional[Path], typer.Option("--config", callback=expand_user, help="TF config JSON (default: found beside the checkpoint).")]
 ResultAsJson = Annotated[bool, typer.Option("--json", help="Print the result as JSON.")]
-Task = _choices("Task", "auto", "pretraining", "fill-mask", "text-classification", "token-classification", "question-answering", "feature-extraction")
+Task = _choices("Task", "auto", *TASKS)
 TaskOption = Annotated[Task, typer.Option(
     "--task", help="What the model is for, as transformers pipelines name it; picks the class written (auto: from the heads present; "
     "heads the class does not take are left out and reported).")]

@@ -76,6 +76,8 @@ def settings_source(gathered: Gathered | None) -> str:
         return "assumed"
     facts = gathered.settled.facts
     shown = [what for what, value in (("activation", facts.activation), ("heads", facts.heads)) if value is not None]
+    if not shown and gathered.settled.named:
+        return "from the config (transformers' own activation name)"
     if not shown:
         return "assumed (no training graph)" if facts.path is None else f"assumed (the training graph {facts.path} does not show them)"
     rest = " and heads" if "heads" not in shown else ""

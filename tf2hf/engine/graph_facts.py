@@ -3,12 +3,14 @@
 A checkpoint's weights fix every size but the number of attention heads, and nothing of which
 activation formula the training code computed. Its ``P.meta`` (written by every TF1 Saver and
 Estimator) holds the graph that was trained: :func:`read_facts` reads the activation op of
-layer 0's feed-forward layer and the query reshape of its attention, at the scopes the family
-declares (:class:`~tf2hf.engine.table.GraphProbe`). A graph without those ops (re-saved
+layer 0's feed-forward layer, the query reshape of its attention, a LayerNorm's epsilon and,
+where the family declares it, what the query projects (the LayerNorm order), at the scopes the
+family declares (:class:`~tf2hf.engine.table.GraphProbe`). A graph without those ops (re-saved
 checkpoints keep only variables and save ops) shows nothing, and nothing is then claimed.
-:func:`settle` puts the graph beside the options and the config, in one order: an explicit
-``--gelu`` wins (with a warning when the graph disagrees), the graph wins over defaults, a
-config value that contradicts the graph is an error; what is still assumed is said.
+:func:`settle` puts the graph beside the options and the config, in one order: a config that
+names its formula (transformers' own) assumes nothing, an explicit ``--gelu`` wins (with a
+warning when the graph disagrees), the graph wins over defaults, a config value that
+contradicts the graph is an error, a pre-LN graph is refused; what is still assumed is said.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from tf2hf.engine.table import GELU_NAMES, Family, GraphProbe
-from tf2hf.errors import ConfigError
+from tf2hf.errors import ConfigError, UnsupportedModelError
 from tf2hf.tfckpt.metagraph import Graph, Node, read_graph
 
 #: Ops that compute a dense layer: a scope holding one was run, not only declared.
@@ -39,6 +41,8 @@ class GraphFacts:
     heads: int | None = None
     heads_evidence: str = ""
     epsilon: float | None = None
+    norm_order: str | None = None  # "pre" or "post": where the layer's LayerNorm sits
+    norm_evidence: str = ""
 
     def said(self) -> list[str]:
         """One line per fact, for notes and ``inspect``."""
@@ -47,6 +51,7 @@ class GraphFacts:
             (self.activation, f"activation {self.activation} ({self.activation_ops})"),
             (self.heads, f"{self.heads} attention head{plural} ({self.heads_evidence})"),
             (self.epsilon is not None, f"LayerNorm epsilon {self.epsilon:g}" if self.epsilon is not None else ""),
+            (self.norm_order, f"{self.norm_order}-LN ({self.norm_evidence})"),
         )
         return [line for present, line in shown if present]
 
@@ -62,6 +67,7 @@ class Settled:
     assumptions: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    named: bool = False  # the config's hidden_act names the formula (Family.activation_named)
 
 
 def meta_path(prefix: str | Path) -> Path | None:
@@ -83,6 +89,8 @@ def facts_of(graph: Graph, probe: GraphProbe, hidden: int | None) -> GraphFacts:
     names = list(graph.names())
     facts.activation, facts.activation_ops = _activation(graph, _under(names, probe.activation_scope), probe)
     facts.heads, facts.heads_evidence = _heads(graph, _under(names, probe.attention_scope), probe, hidden)
+    if probe.pre_norm:
+        facts.norm_order, facts.norm_evidence = _norm_order(graph, _under(names, probe.attention_scope), probe)
     if probe.epsilon:
         for name in names:
             if _in_scope(name, probe.epsilon) and name.endswith(probe.epsilon):
@@ -144,6 +152,40 @@ def _heads(graph: Graph, names: list[str], probe: GraphProbe, hidden: int | None
     return heads, f"the query reshaped to [..., {heads}, {size}] under {probe.attention_scope}"
 
 
+#: Ops the query's projection may compute its product with.
+_PRODUCTS = {"MatMul", "BatchMatMul", "BatchMatMulV2", "BatchMatMulV3", "Einsum"}
+
+
+def _norm_order(graph: Graph, names: list[str], probe: GraphProbe) -> tuple[str | None, str]:
+    """``pre`` when layer 0's query projects the output of the layer's own LayerNorm
+    (``probe.pre_norm``), ``post`` when it projects anything else (post-LN code normalises only
+    after attention; the query then reads the layer's input). The product's input is followed
+    back through the ops of the query's own scope (a Tensordot's reshapes), a few steps at most."""
+    found: set[tuple[str, str]] = set()
+    for node in graph.nodes(names):
+        if node.op not in _PRODUCTS or probe.query not in node.name or not node.inputs:
+            continue
+        own = node.name[: node.name.index(probe.query) + len(probe.query)]
+        source = _producer(node.inputs[0])
+        for _ in range(4):
+            upstream = graph.node(source) if source.startswith(own) else None
+            if upstream is None or not upstream.inputs:
+                break
+            source = _producer(upstream.inputs[0])
+        pre = _in_scope(source, probe.pre_norm)
+        what = "the output of the layer's LayerNorm" if pre else "not a LayerNorm of the layer"
+        found.add(("pre" if pre else "post", f"layer 0's query ({node.name}) reads {source}, {what}"))
+    if len({order for order, _ in found}) != 1:
+        return None, ""  # no query computed, or two graphs that disagree: nothing is claimed
+    order, evidence = sorted(found)[0]
+    return order, evidence
+
+
+def _producer(tensor: str) -> str:
+    """The node that produces a NodeDef input (``name:1`` an output index, ``^name`` control)."""
+    return tensor.lstrip("^").split(":", 1)[0]
+
+
 def _shape_input(graph: Graph, node: Node | None) -> tuple[int, ...] | None:
     """A reshape's target: a Const, or a Pack whose last two inputs are Consts."""
     if node is None:
@@ -170,10 +212,13 @@ def _scalar(node: Node | None) -> float | int | None:
 def settle(family: Family, facts: GraphFacts, tf_config: dict, gelu: str | None, config_label: str) -> Settled:
     """The activation and heads to convert with, by the precedence written in the module doc."""
     tf_config = dict(tf_config)
-    settled = Settled(gelu or family.default_gelu, tf_config, facts.heads, facts)
     graph_act, graph = facts.activation, facts.path
     said = tf_config.get("hidden_act")
-    if graph_act is not None and said not in (None, "gelu") and said != graph_act:
+    named = _named_formula(family, said)
+    settled = Settled(gelu or named or family.default_gelu, tf_config, facts.heads, facts, named=named is not None)
+    # A TF1 config's "gelu" (or none) names no formula: the graph or an assumption decides it.
+    ambiguous = said in (None, "gelu") and named is None
+    if graph_act is not None and not ambiguous and said != graph_act:
         raise ConfigError(
             f"{config_label}: hidden_act is {said!r} but the training graph {graph} computes {graph_act} ({facts.activation_ops}); "
             "pass the config that belongs to this checkpoint"
@@ -182,21 +227,49 @@ def settle(family: Family, facts: GraphFacts, tf_config: dict, gelu: str | None,
         if said == "gelu":
             raise ConfigError(f"{config_label}: hidden_act is 'gelu' but the training graph {graph} computes relu ({facts.activation_ops}); pass the config that belongs to this checkpoint")
         tf_config["hidden_act"] = "relu"
-    elif graph_act is not None and said in (None, "gelu"):
+    elif graph_act is not None and ambiguous:
         if gelu is None:
             settled.gelu = _FORMULA[graph_act]
         elif GELU_NAMES[gelu] != graph_act:
             settled.warnings.append(f"{graph}: the training graph computes {graph_act} ({facts.activation_ops}), but --gelu {gelu} was given: converting with {GELU_NAMES[gelu]}")
-    elif graph_act is None and gelu is None and said in (None, "gelu"):
+    elif graph_act is None and gelu is None and ambiguous:
         why = "no training graph beside the checkpoint" if graph is None else f"the training graph {graph} does not compute the feed-forward layer"
         formula = family.default_gelu
         settled.assumptions.append(f"activation: {GELU_NAMES[formula]} ({formula}) assumed — {why}; {_ADVICE[formula]}")
+    if family.graph is not None and family.graph.order_key:
+        _settle_order(family, facts, settled, config_label)
     if facts.heads is None and family.graph is not None:
         why = "no training graph beside the checkpoint" if graph is None else f"the training graph {graph} does not show the attention's reshape"
         settled.notes.append(f"num_attention_heads: from the config or the family's rule ({why})")
     if facts.said():
         settled.notes.append(f"training graph {graph}: {'; '.join(facts.said())}")
     return settled
+
+
+def _settle_order(family: Family, facts: GraphFacts, settled: Settled, config_label: str) -> None:
+    """The LayerNorm order: a pre-LN graph is refused (no transformers class computes one),
+    whatever a config beside it says; a post-LN graph stands in for a config that does not say.
+    A config that says pre-LN is refused by the family's config check either way (the graph
+    cannot make a pre-LN conversion possible, so it is not consulted then)."""
+    key = family.graph.order_key
+    pre, post = family.graph.order_values
+    said = settled.tf_config.get(key)
+    if facts.norm_order == "pre" and said != pre:
+        reason = next((c.refuse[pre] for c in family.config_checks if c.key == key and pre in c.refuse),
+                      "no transformers class computes a pre-LN graph. Nothing was written")
+        though = f" (though {config_label} says {key} {said!r})" if said is not None else ""
+        raise UnsupportedModelError(f"{facts.path}: the training graph is pre-LN{though}: {facts.norm_evidence}; {reason}")
+    if facts.norm_order == "post" and said is None:
+        settled.tf_config[key] = post
+        settled.notes.append(f"{key}: {post} from the training graph {facts.path} ({facts.norm_evidence})")
+
+
+def _named_formula(family: Family, said: object) -> str | None:
+    """The formula a config's ``hidden_act`` names, for a family whose configs name formulas
+    (``Family.activation_named``: transformers' own config.json); ``None`` otherwise."""
+    if not family.activation_named:
+        return None
+    return next((formula for formula, name in GELU_NAMES.items() if name == said), None)
 
 
 def settle_heads(family: Family, settled: Settled, family_heads: object, config_given: bool, config_label: str) -> object:

@@ -78,6 +78,7 @@ class Plan:
     # Variables outside the model kept aside (explicit --task): (checkpoint name, shape).
     extras: list[tuple[str, tuple[int, ...]]] = field(default_factory=list)
     root: str = ""  # the prefix stripped from the model's names
+    assumptions: list[str] = field(default_factory=list)  # what a config did not say and the plan took
 
     def dropped_summary(self) -> dict[str, dict[str, int]]:
         """{kind: {"count": n, "bytes": b}} for everything not written (drops and discards)."""
@@ -112,13 +113,14 @@ def make_plan(family: Family, variables: Mapping[str, VariableInfo], tf_config: 
     """Plan a conversion; reads shapes and dtypes only. One call per step of the module docstring."""
     original, notes, root = table_names(family, variables, source)
     names = set(original)
-    notes += refuse_layouts(family, variables, original, tf_config, source=source, config_label=config_label)
+    # A config check's absent key is assumed (e.g. brightmart's ln_type): said as an assumption.
+    assumed = refuse_layouts(family, variables, original, tf_config, source=source, config_label=config_label)
     shapes = {n: tuple(variables[original[n]].shape) for n in names}
     dims, dim_notes = resolve_dims(family, tf_config, shapes, config_label)
     notes += dim_notes
     if family.notes is not None:
         notes += family.notes(dict(tf_config), dims)
-    present, target, left_out = _choose_parts(family, names, dims, source=source, config_label=config_label, task=task)
+    present, target, left_out = _choose_parts(family, names, dims, tf_config, source=source, config_label=config_label, task=task)
     notes += task_notes(family, target, present, left_out)
     rows, tied, absent_notes = _expand_parts(family, target, names, dims)
     notes += absent_notes
@@ -142,6 +144,7 @@ def make_plan(family: Family, variables: Mapping[str, VariableInfo], tf_config: 
         dropped=dropped,
         discarded=discarded,
         notes=notes,
+        assumptions=assumed,
         parts=sorted(n for n in present if _present(family.part(n), names, dims) or family.part(n).when_absent),
         variables=variables,
         original=original,
@@ -154,17 +157,24 @@ def make_plan(family: Family, variables: Mapping[str, VariableInfo], tf_config: 
 # --- step 4: the parts present and the target class ---------------------------------------------
 
 
-def _choose_parts(family: Family, names: set[str], dims: Mapping[str, int], *, source: str, config_label: str,
+def _choose_parts(family: Family, names: set[str], dims: Mapping[str, int], tf_config: Mapping, *, source: str, config_label: str,
                   task: str | None = None) -> tuple[set[str], Target, dict[str, str]]:
     """The parts that count as present, the target class and the parts it leaves out; every
     size the class needs is known."""
     present = {part.name for part in family.parts if _present(part, names, dims) or part.when_absent or part.optional}
-    target, left_out = choose_target(family, present, source, task)
+    target, left_out = choose_target(family, present, source, task, config_architectures(tf_config))
     missing_dims = sorted(_needed_dims(family, set(target.parts), names, dims) - set(dims))
     if missing_dims:
         keys = [d.config_key or d.symbol for d in family.dims if d.symbol in missing_dims]
         raise ConfigError(f"{config_label}: cannot tell {', '.join(keys)} from the config or the checkpoint; add it to the config")
     return present, target, left_out
+
+
+def config_architectures(tf_config: Mapping) -> tuple[str, ...]:
+    """The class names a config's ``architectures`` lists (transformers' configs have it; a TF
+    config has not, and anything but a list of names counts as none)."""
+    named = tf_config.get("architectures")
+    return tuple(n for n in named if isinstance(n, str)) if isinstance(named, list) else ()
 
 
 def _present(part: Part, names: set[str], dims: Mapping[str, int]) -> bool:

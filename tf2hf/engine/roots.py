@@ -100,8 +100,14 @@ def candidates(family: Family, names: Iterable[str]) -> list[Root]:
 
 
 def matches(family: Family, names: Iterable[str]) -> bool:
-    """Whether the family's signature is in the checkpoint under some root."""
-    return bool(candidates(family, names))
+    """Whether the family's signature is in the checkpoint under some root, and none of the
+    names of its ``unless`` under the first such root."""
+    names = list(names)
+    found = candidates(family, names)
+    if not found or not family.unless:
+        return bool(found)
+    read = {found[0].read(family, name)[0] for name in names}
+    return not any(name in read for name in family.unless)
 
 
 def read_all(family: Family, names: Iterable[str]) -> dict[str, str]:

@@ -134,8 +134,10 @@ class Part:
 class Output:
     """A verified output: the reference's name, the transformers output field, how to compare.
 
-    ``select`` is ``"all"`` (compare as is) or ``"positions"`` (gather the transformers output
-    at the MLM positions, as the TF graph does before its softmax).
+    ``select`` is ``"all"`` (compare as is), ``"positions"`` (gather the transformers output
+    at the MLM positions, as the TF graph does before its softmax) or ``"choices"`` (both sides
+    run the batch as one example whose sequences are its choices, ``[1, choices, seq]``, as the
+    multiple-choice classes take it).
     """
 
     reference: str
@@ -163,6 +165,10 @@ class Target:
     # head stores the same variables as a sequence head, so only the user can choose it.
     task: str = ""
     auto: bool = True
+    # Names in the source config's ``architectures`` that choose this class under ``auto``: two
+    # classes may store the same weights (a multiple-choice head is a one-label sequence
+    # classifier), and then only the config that was saved with them tells them apart.
+    architectures: tuple[str, ...] = ()
 
 
 #: The task names of transformers pipelines and optimum's exporter, as ``--task`` takes them.
@@ -173,6 +179,7 @@ TASKS = (
     "token-classification",
     "question-answering",
     "feature-extraction",
+    "multiple-choice",
 )
 
 
@@ -237,7 +244,10 @@ class GraphProbe:
     (a node or first input containing ``query``) ends in ``[heads, head_size]``. ``heads_key``:
     the config entry the graph's head count is checked against; ``None`` when the config's entry
     describes another model (ELECTRA's generator is converted with the discriminator's config).
-    ``epsilon``: the node holding a LayerNorm's variance epsilon.
+    ``epsilon``: the node holding a LayerNorm's variance epsilon. ``pre_norm``: for a family
+    whose config may not say its LayerNorm order, the scope of layer 0's LayerNorm whose output
+    feeds the query only in a pre-LN graph; ``order_key`` the config entry that says the order
+    and ``order_values`` its pre-LN and post-LN values.
     """
 
     activation_scope: str
@@ -245,6 +255,9 @@ class GraphProbe:
     query: str = "/query/"
     heads_key: str | None = "num_attention_heads"
     epsilon: str = ""
+    pre_norm: str = ""
+    order_key: str = ""
+    order_values: tuple[str, str] = ("", "")
 
 
 @dataclass(frozen=True)
@@ -311,6 +324,14 @@ class Family:
     pooler_part: str = "pooler"
     # What the training graph beside a checkpoint can tell (activation, heads): see GraphProbe.
     graph: GraphProbe | None = None
+    # Table names (after the root) whose presence makes the checkpoint another family's although
+    # the signature is there: bert-for-tf2's ALBERT has its BERT's names plus a projector.
+    unless: tuple[str, ...] = ()
+    # The config's hidden_act is a transformers activation name (transformers' own config.json,
+    # read by its TF classes' get_tf_activation): "gelu" is the erf formula, "gelu_new" the tanh
+    # one, so a named activation assumes nothing. False for TF1 configs, whose "gelu" named
+    # whichever formula the training code computed (docs/GRAPH.md).
+    activation_named: bool = False
 
     def part(self, name: str) -> Part:
         for part in self.parts:

@@ -1,6 +1,8 @@
 """Step 4 of planning, the class written: from the parts present and the task asked for.
 
-``auto`` takes the class whose parts are exactly those present; when the checkpoint holds more
+``auto`` takes the class the source config's ``architectures`` names, when a target declares
+that name (classes whose weights are the same differ only there); otherwise the class whose
+parts are exactly those present; when the checkpoint holds more
 heads than one class takes, the task head wins and the rest is left out and reported; a head
 that only a named task takes (one Dense layer that may be a span head or a classifier) is not
 guessed: ``auto`` refuses and names those tasks. A named task (``--task``) takes that task's
@@ -10,7 +12,7 @@ transformers pipelines (:data:`~tf2hf.engine.table.TASKS`).
 
 from __future__ import annotations
 
-from typing import Mapping
+from typing import Mapping, Sequence
 
 from tf2hf.engine.table import Family, Target
 from tf2hf.errors import MappingError
@@ -20,14 +22,19 @@ from tf2hf.errors import MappingError
 TASK_PREFERENCE = ("text-classification", "question-answering", "token-classification", "pretraining", "fill-mask", "feature-extraction")
 
 
-def choose_target(family: Family, present: set[str], source: str, task: str | None = None) -> tuple[Target, dict[str, str]]:
+def choose_target(family: Family, present: set[str], source: str, task: str | None = None,
+                  architectures: Sequence[str] = ()) -> tuple[Target, dict[str, str]]:
     """The class to write and the present parts it leaves out (part → why).
 
-    ``task`` ``None``/``"auto"``: the first class that takes exactly the parts present (its
+    ``task`` ``None``/``"auto"``: the class whose :attr:`~Target.architectures` the config's
+    ``architectures`` name; else the first class that takes exactly the parts present (its
     ``discards`` aside); failing that, the preferred task among the classes whose parts are
     all present, the rest left out. A named task: that task's first class whose parts are all
     present."""
     if task in (None, "auto"):
+        named = _named_by_config(family, present, architectures, source)
+        if named is not None:
+            return named, {}
         _refuse_unrecorded_task(family, present, source)
         for target in family.targets:
             if target.auto and target.parts <= present and present - target.parts <= set(target.discards):
@@ -52,6 +59,23 @@ def choose_target(family: Family, present: set[str], source: str, task: str | No
         missing = sorted(wanted[0].parts - present)
         lacks = f"it has no {', '.join(family.part(p).label or p for p in missing)} for {wanted[0].cls}"
     raise MappingError(f"{source}: cannot serve task {task}: {lacks}; tasks it can serve: {', '.join(servable) or 'none'}")
+
+
+def _named_by_config(family: Family, present: set[str], architectures: Sequence[str], source: str) -> Target | None:
+    """The target the config's ``architectures`` names, if any declares one of them. Its parts
+    must be exactly those present: a config naming a class whose heads the checkpoint does not
+    hold describes other weights, and writing another class would mislabel these."""
+    named = [t for t in family.targets if set(t.architectures) & set(architectures)]
+    for target in named:
+        if target.parts <= present and present - target.parts <= set(target.discards):
+            return target
+    if not named:
+        return None
+    labels = ", ".join(dict.fromkeys(family.part(p).label or p for p in sorted(present)))  # one Dense, two readings: once
+    raise MappingError(
+        f"{source}: the config's architectures name {named[0].cls}, but the checkpoint holds {labels}, "
+        f"not the parts of {named[0].cls} ({', '.join(sorted(named[0].parts))}); pass the config saved with these weights, or choose a --task"
+    )
 
 
 def servable_tasks(family: Family, present: set[str]) -> list[str]:

@@ -103,4 +103,6 @@ FAMILY = Family(
     extra_drops=DROPS,
     base_parts=frozenset({"embeddings", "token_types", "encoder"}),
     notes=notes,
+    # The same names with a projector are its ALBERT without shared_layer (bert_for_tf2_albert).
+    unless=(f"{EMB}/word_embeddings_projector_layer/projector",),
 )

@@ -138,8 +138,14 @@ COMMON = dict(
     dims=DIMS,
     reference="tf2hf.verify.references.brightmart:forward",
     # The first use of the shared layer names its ops layer_shared/, later ones layer_shared_N/.
+    # LayerNorm order (docs/GRAPH.md): prelln_transformer_model normalises the layer's input
+    # under attention/output/LayerNorm and feeds that to the query; transformer_model (post-LN)
+    # feeds the query the layer's input itself (layer 0: the embeddings, reshaped by the encoder)
+    # and normalises only after attention. Same variables either way: only the graph tells.
     graph=GraphProbe("bert/encoder/layer_shared/intermediate/", "bert/encoder/layer_shared/attention/self/",
-                     epsilon="bert/encoder/layer_shared/attention/output/LayerNorm/batchnorm/add/y"),
+                     epsilon="bert/encoder/layer_shared/attention/output/LayerNorm/batchnorm/add/y",
+                     pre_norm="bert/encoder/layer_shared/attention/output/LayerNorm/", order_key="ln_type",
+                     order_values=("preln", "postln")),
     default_gelu="tanh",  # brightmart's modeling.py computes the tanh formula
     config_checks=CONFIG_CHECKS,
     scopes=("bert/", "cls/"),

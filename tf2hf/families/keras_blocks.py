@@ -12,7 +12,7 @@ from typing import Callable
 
 from tf2hf.engine.nonweights import OPTIMIZER
 from tf2hf.engine.table import Dim, DropRule, Family, Output, Part, Rename, Rule, Target, dense, layer_norm, rule
-from tf2hf.errors import ConfigError, UnsupportedModelError
+from tf2hf.errors import ConfigError
 from tf2hf.families.blocks import NO_POOLER, LayerNames, identity
 
 #: First: a Keras checkpoint's object-path suffix, and a Keras variable name's output index.
@@ -60,13 +60,44 @@ def dense_to(src: str, dst: str, n_out: int) -> tuple[Rule, Rule]:
     return (rule(f"{dst}.weight", f"{src}/kernel", "transpose", (n_out, "H")), rule(f"{dst}.bias", f"{src}/bias", "copy", (n_out,)))
 
 
-def task_heads() -> tuple[Part, Part]:
+def task_heads() -> tuple[Part, Part, Part]:
     """The classifier (a Keras Dense ``[H, C]``, transposed — run_classifier's ``output_weights``
-    are ``[C, H]`` and copied) and the span head ``qa_outputs`` of every transformers TF class."""
+    are ``[C, H]`` and copied), the span head ``qa_outputs`` of every transformers TF class, and
+    the multiple-choice head: the same ``classifier`` Dense read as one score per choice, so
+    exactly one output wide (a wider kernel is a shape mismatch, not a multiple-choice head)."""
     return (
         Part("classifier", marker="classifier/kernel", label="classifier (Dense)", rules=dense("classifier", "classifier", "H", "C")),
         Part("squad", marker="qa_outputs/kernel", label="span head (qa_outputs)", rules=dense_to("qa_outputs", "qa_outputs", 2)),
+        Part("choice", marker="classifier/kernel", label="classifier (Dense, one score per choice)",
+             rules=dense_to("classifier", "classifier", 1)),
     )
+
+
+#: One Dense layer, two readings (task_heads): each class takes one and discards the other.
+AS_CLASSIFIER = {"choice": "the same Dense layer, read as the classifier"}
+AS_CHOICE = {"classifier": "the same Dense layer, read as the multiple-choice head"}
+
+
+#: The Dense a user put on the model in their own functional Keras model, saved by
+#: ``save_weights`` / ``ModelCheckpoint``: that model's next layer with weights, beside the
+#: transformers model's root ``layer_with_weights-0/``. That root is at the checkpoint's top, so
+#: the engine reads its neighbour as is, not as ``../…`` (tf2hf/engine/roots.py).
+BESIDE = "layer_with_weights-1"
+
+
+def beside_dense() -> tuple[Part, Dim]:
+    """That Dense read as a classifier on the pooled output (kernel ``[H, D]``, transposed), and
+    its width ``D``. Nothing in the checkpoint records what it was trained on, so only ``--task
+    text-classification`` writes it (:func:`beside_target`); ``auto`` names that task."""
+    part = Part("beside", marker=f"{BESIDE}/kernel", label="Dense layer beside the model (layer_with_weights-1)",
+                rules=dense(BESIDE, "classifier", "H", "D"))
+    return part, Dim("D", None, shape_of=(f"{BESIDE}/kernel", 1))
+
+
+def beside_target(model: str, prefix: str, base: frozenset[str]) -> Target:
+    """``…ForSequenceClassification`` from the Dense beside the model (asked for by task only)."""
+    return Target(f"{model}ForSequenceClassification", base | {"pooler", "beside"}, prefix, outputs=(Output("classifier_logits", "logits"),),
+                  task="text-classification", auto=False)
 
 
 def mlm_part(src: tuple[str, str, str], dst: tuple[str, str, str], model: str, width: str, label: str, why: str = "") -> Part:
@@ -93,13 +124,18 @@ def task_targets(model: str, prefix: str, base: frozenset[str], sentence: str, s
                outputs=(Output("mlm_logits", "prediction_logits"), Output(f"{sentence}_logits", sentence_field)), task="pretraining"),
         Target(f"{model}ForMaskedLM", base | {"mlm"}, prefix, outputs=(Output("mlm_logits", "logits"),), discards=NO_POOLER, task="fill-mask"),
         Target(f"{model}ForSequenceClassification", base | {"pooler", "classifier"}, prefix,
-               outputs=(Output("classifier_logits", "logits"),), task="text-classification"),
+               outputs=(Output("classifier_logits", "logits"),), discards=AS_CLASSIFIER, task="text-classification"),
         Target(f"{model}ForTokenClassification", base | {"classifier"}, prefix, outputs=(Output("token_logits", "logits"),),
-               discards=NO_POOLER, task="token-classification"),
+               discards={**NO_POOLER, **AS_CLASSIFIER}, task="token-classification"),
         Target(f"{model}ForQuestionAnswering", base | {"squad"}, prefix,
                outputs=(Output("start_logits", "start_logits"), Output("end_logits", "end_logits")), discards=NO_POOLER,
                task="question-answering"),
         Target(f"{model}Model", base | {"pooler"}, "", task="feature-extraction"),
+        # TF{model}ForMultipleChoice stores what a one-label sequence classifier stores: only the
+        # config saved with it names it. Verified on the batch taken as the choices of one example.
+        Target(f"{model}ForMultipleChoice", base | {"pooler", "choice"}, prefix, discards=AS_CHOICE, task="multiple-choice", auto=False,
+               architectures=(f"{model}ForMultipleChoice", f"TF{model}ForMultipleChoice"),
+               outputs=(Output("choice_logits", "logits", "choices"),)),
     )
 
 
@@ -113,7 +149,7 @@ def transformers_config(tf_config: dict, dims: dict, options: dict, sizes: dict)
     have as many entries as the classifier has outputs; absent, transformers' default names."""
     config = {key: value for key, value in tf_config.items() if key not in _NOT_CARRIED}
     config.update(sizes)
-    labels = dims.get("C")
+    labels = dims.get("C", dims.get("D"))  # the class's own classifier, else a second one (beside the model, ELECTRA's token head)
     if labels is not None:
         named = config.get("id2label") or {}
         if named and len(named) != labels:
@@ -127,19 +163,16 @@ def transformers_config(tf_config: dict, dims: dict, options: dict, sizes: dict)
     return config
 
 
-def found_notes(model: str, tf_config: dict) -> list[str]:
-    """Say what was found, and refuse ``…ForMultipleChoice``: its weights are those of a one-label
-    sequence classifier, only config.json's ``architectures`` tells them apart, and no target is
-    chosen by the config yet — writing the other class would mislabel it."""
-    if f"{model}ForMultipleChoice" in (tf_config.get("architectures") or ()):
-        raise UnsupportedModelError(
-            f"config.json names {model}ForMultipleChoice, whose weights are those of a one-label sequence classifier; "
-            f"tf2hf cannot write {model}ForMultipleChoice yet, and writing the other class would mislabel it; nothing was written"
-        )
-    return [f"found a transformers TF model (the weights of a TF{model}* class, as save_pretrained's tf_model.h5 or a Keras checkpoint holds them)"]
+def found_notes(model: str, tf_config: dict, chosen_by_config: frozenset[str] = frozenset()) -> list[str]:
+    """Say what was found, and that the class comes from config.json where a target is chosen
+    by its ``architectures`` (``chosen_by_config``: the names the targets declare)."""
+    named = [n for n in (tf_config.get("architectures") or ()) if n in chosen_by_config]
+    said = [f"config.json names {named[0]}: the class is taken from it (these weights do not tell it from another class's)"] if named else []
+    return said + [f"found a transformers TF model (the weights of a TF{model}* class, as save_pretrained's tf_model.h5 or a Keras checkpoint holds them)"]
 
 
-def config_functions(model: str, sizes: dict[str, str]) -> tuple[Callable[[dict, dict, dict], dict], Callable[[dict, dict], list[str]]]:
+def config_functions(model: str, sizes: dict[str, str], chosen_by_config: frozenset[str] = frozenset()
+                     ) -> tuple[Callable[[dict, dict, dict], dict], Callable[[dict, dict], list[str]]]:
     """A family's ``hf_config`` (transformers' config.json kept whole, ``sizes`` = config key →
     dim symbol set from the weights) and ``notes`` (:func:`found_notes`)."""
 
@@ -147,7 +180,7 @@ def config_functions(model: str, sizes: dict[str, str]) -> tuple[Callable[[dict,
         return transformers_config(tf_config, dims, options, {key: dims[symbol] for key, symbol in sizes.items()})
 
     def notes(tf_config: dict, dims: dict) -> list[str]:
-        return found_notes(model, tf_config)
+        return found_notes(model, tf_config, chosen_by_config)
 
     return hf_config, notes
 
@@ -158,13 +191,14 @@ def keras_family(name: str, model: str, what: str, *, signature: tuple[str, ...]
     """The :class:`Family` of one transformers TF model type: its reference is
     ``tf2hf.verify.references.<name>:forward``; config.json is transformers' own
     (:func:`config_functions`); transformers' TF ``"gelu"`` is the erf form (get_tf_activation)."""
-    hf_config, notes = config_functions(model, sizes)
+    hf_config, notes = config_functions(model, sizes, frozenset(name for target in targets for name in target.architectures))
     return Family(
         name=name, description=f"transformers' TF {what}: save_pretrained's tf_model.h5, or a Keras checkpoint holding one",
         model_type=model.lower(), signature=signature, dims=dims, loops=loops, parts=parts, targets=targets,
         hf_config=hf_config, reference=f"tf2hf.verify.references.{name}:forward", default_gelu="erf",
         renames=SPELLING + renames, extra_drops=OPTIMIZER_DROPS + drops, base_parts=base_parts,
         config_names=("config.json", "*config*.json"), vocab_names=vocab_names, notes=notes,
+        activation_named=True,  # transformers' config.json names the formula (get_tf_activation)
     )
 
 

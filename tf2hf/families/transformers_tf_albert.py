@@ -16,13 +16,15 @@ fixture's meta.json):
 * A Keras checkpoint escapes the ``/`` inside the weight name ``decoder/bias`` as ``.S``:
   ``predictions/decoder.Sbias``.
 * ``embedding_hidden_mapping_in`` exists in both frameworks whatever E and H are.
+* ``TFAlbertForMultipleChoice`` stores what a one-label sequence classifier stores; config.json's
+  ``architectures`` chooses it (:func:`~tf2hf.families.keras_blocks.task_targets`).
 """
 
 from __future__ import annotations
 
 from tf2hf.engine.table import Dim, DropRule, Part, Rename, dense
 from tf2hf.families.blocks import HF_ALBERT, embeddings, layer
-from tf2hf.families.keras_blocks import dense_to, embedding_renames, keras_family, mlm_part, task_heads, task_targets
+from tf2hf.families.keras_blocks import beside_dense, beside_target, dense_to, embedding_renames, keras_family, mlm_part, task_heads, task_targets
 
 EMB = "albert/embeddings"
 WORD = f"{EMB}/word_embeddings/weight"
@@ -46,6 +48,9 @@ DIMS = (
     Dim("J", "inner_group_num", count_of="albert/encoder/albert_layer_groups_._0/albert_layers_._{j}/attention/query/kernel"),
     Dim("C", None, shape_of=("classifier/kernel", 1)),
 )
+# A TFAlbertModel inside the user's Keras model with a Dense on its pooled output (as BERT's table).
+BESIDE, BESIDE_WIDTH = beside_dense()
+DIMS += (BESIDE_WIDTH,)
 
 _INNER = r"albert/encoder/albert_layer_groups_\._\d+/albert_layers_\._\d+"
 RENAMES = (
@@ -76,16 +81,16 @@ MLM = mlm_part(("predictions/dense", "predictions/LayerNorm", "predictions/decod
                ("predictions.dense", "predictions.LayerNorm", "predictions"), "albert", "E",
                "masked-LM head (predictions)", why="the bias TFAlbertMLMHead adds (predictions/bias is created but unused)")
 SOP = Part("sop", marker="sop_classifier/classifier/kernel", label="sentence-order head", rules=dense_to("sop_classifier/classifier", "sop_classifier.classifier", 2))
-CLASSIFIER, QA = task_heads()
+CLASSIFIER, QA, CHOICE = task_heads()
 
 BASE = frozenset({"embeddings", "encoder"})
-TARGETS = task_targets("Albert", "albert.", BASE, "sop", "sop_logits")
+TARGETS = task_targets("Albert", "albert.", BASE, "sop", "sop_logits") + (beside_target("Albert", "albert.", BASE),)
 
 
 # transformers' ALBERT configs say "gelu_new" (tanh); a config saying "gelu" means erf.
 FAMILY = keras_family(
     "transformers_tf_albert", "Albert", "ALBERT classes (TFAlbert*)", signature=(WORD, QUERY0), dims=DIMS, loops={"g": "G", "j": "J"},
-    parts=(EMBEDDINGS, ENCODER, POOLER, MLM, SOP, CLASSIFIER, QA), targets=TARGETS, renames=RENAMES, drops=DROPS, base_parts=BASE,
+    parts=(EMBEDDINGS, ENCODER, POOLER, MLM, SOP, CLASSIFIER, QA, CHOICE, BESIDE), targets=TARGETS, renames=RENAMES, drops=DROPS, base_parts=BASE,
     sizes={"vocab_size": "V", "embedding_size": "E", "hidden_size": "H", "intermediate_size": "I", "max_position_embeddings": "P",
            "type_vocab_size": "T", "num_hidden_groups": "G", "inner_group_num": "J"},
     vocab_names=("spiece.model", "vocab.txt"),

@@ -22,15 +22,20 @@ run_classifier's ``transpose_b`` ones. Targets follow the heads present; the cla
 belongs to is the TF class of the same name (``TFBertForTokenClassification`` has no pooler,
 which is how it differs from ``TFBertForSequenceClassification``). ``TFBertForMultipleChoice``
 stores exactly what a one-label ``TFBertForSequenceClassification`` stores; only config.json's
-``architectures`` tells them apart, and no target is chosen by the config yet, so such a folder
-is refused (:func:`~tf2hf.families.keras_blocks.found_notes`) rather than written as the wrong class.
+``architectures`` tells them apart, so its target names the architectures that choose it.
+
+A ``TFBertModel`` inside the user's own functional Keras model, saved by ``save_weights`` /
+``ModelCheckpoint``, is ``layer_with_weights-0/bert/…``; a Dense the user put on its pooled
+output is ``layer_with_weights-1`` beside it. Nothing records that Dense's task: ``--task
+text-classification`` writes it as the classifier (``D`` labels), ``auto`` names that task.
 """
 
 from __future__ import annotations
 
 from tf2hf.engine.table import Dim, Part, Rename, dense
 from tf2hf.families.blocks import embeddings, layer
-from tf2hf.families.keras_blocks import dense_to, embedding_renames, encoder_renames, keras_family, mlm_part, task_heads, task_targets
+from tf2hf.families.keras_blocks import (beside_dense, beside_target, dense_to, embedding_renames, encoder_renames, keras_family, mlm_part,
+                                        task_heads, task_targets)
 
 EMB = "bert/embeddings"
 LAYER = "bert/encoder/layer_._{i}"
@@ -48,6 +53,10 @@ DIMS = (
     # transformers when the folder loads (and by verification).
     Dim("C", None, shape_of=("classifier/kernel", 1)),
 )
+# A TFBertModel inside the user's Keras model with a Dense on its pooled output (real fine-tunes
+# saved by ModelCheckpoint: layer_with_weights-0/bert/…, the Dense as layer_with_weights-1).
+BESIDE, BESIDE_WIDTH = beside_dense()
+DIMS += (BESIDE_WIDTH,)
 
 RENAMES = (
     *embedding_renames("bert"),
@@ -68,15 +77,15 @@ MLM = mlm_part(("mlm/predictions/transform/dense", "mlm/predictions/transform/La
                ("cls.predictions.transform.dense", "cls.predictions.transform.LayerNorm", "cls.predictions"), "bert", "H",
                "masked-LM head (mlm)")
 NSP = Part("nsp", marker="nsp/seq_relationship/kernel", label="next-sentence head (nsp)", rules=dense_to("nsp/seq_relationship", "cls.seq_relationship", 2))
-CLASSIFIER, QA = task_heads()
+CLASSIFIER, QA, CHOICE = task_heads()
 
 BASE = frozenset({"embeddings", "encoder"})
-TARGETS = task_targets("Bert", "bert.", BASE, "nsp", "seq_relationship_logits")
+TARGETS = task_targets("Bert", "bert.", BASE, "nsp", "seq_relationship_logits") + (beside_target("Bert", "bert.", BASE),)
 
 
 FAMILY = keras_family(
     "transformers_tf_bert", "Bert", "BERT classes (TFBert*)", signature=(WORD, QUERY0), dims=DIMS, loops={"i": "L"},
-    parts=(EMBEDDINGS, ENCODER, POOLER, MLM, NSP, CLASSIFIER, QA), targets=TARGETS, renames=RENAMES, base_parts=BASE,
+    parts=(EMBEDDINGS, ENCODER, POOLER, MLM, NSP, CLASSIFIER, QA, CHOICE, BESIDE), targets=TARGETS, renames=RENAMES, base_parts=BASE,
     sizes={"vocab_size": "V", "hidden_size": "H", "num_hidden_layers": "L", "intermediate_size": "I",
            "max_position_embeddings": "P", "type_vocab_size": "T"},
 )

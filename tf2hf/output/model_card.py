@@ -17,6 +17,7 @@ CLASS_KINDS = (
     ("ForSequenceClassification", "AutoModelForSequenceClassification", "text-classification"),
     ("ForTokenClassification", "AutoModelForTokenClassification", "token-classification"),
     ("ForQuestionAnswering", "AutoModelForQuestionAnswering", "question-answering"),
+    ("ForMultipleChoice", "AutoModelForMultipleChoice", "multiple-choice"),
     ("ForMaskedLM", "AutoModelForMaskedLM", "fill-mask"),
     ("ForPreTraining", "AutoModelForPreTraining", "fill-mask"),
     ("Model", "AutoModel", "feature-extraction"),

@@ -100,6 +100,13 @@ def _graph_line(fam: Family, prefix: Path, tf_config: dict, problems: list[str])
         shown.append(f"activation {facts.activation} (config: hidden_act {tf_config.get('hidden_act', 'not given')})")
     if facts.heads:
         shown.append(f"{facts.heads} heads (config: num_attention_heads {tf_config.get('num_attention_heads', 'not given')})")
+    said = tf_config.get("layer_norm_eps")
+    # Shown where it is news: upstream's 1e-12 with a config that says nothing is no news.
+    if facts.epsilon is not None and not (said is None and facts.epsilon == 1e-12) and facts.epsilon != said:
+        shown.append(f"LayerNorm epsilon {facts.epsilon:g} (config: layer_norm_eps {said if said is not None else 'not given'})")
+    if facts.norm_order and fam.graph is not None and fam.graph.order_key:
+        key = fam.graph.order_key
+        shown.append(f"{facts.norm_order}-LN (config: {key} {tf_config.get(key, 'not given')})")
     return f"{facts.path}: {'; '.join(shown) if shown else 'shows neither the activation nor the heads'}"
 
 

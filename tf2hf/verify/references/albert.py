@@ -25,6 +25,7 @@ import numpy as np
 from tf2hf.verify.references.blocks import WORDS, embed, stack
 from tf2hf.verify.references.heads import forward_with_heads
 from tf2hf.verify.references.locate import Layout
+from tf2hf.verify.references.numerics import layer_norm_epsilon
 from tf2hf.verify.references.weights import Getter, count_indexed, dense_from
 
 SUPPORTED_HEADS = frozenset({"pooler", "mlm", "sop", "classifier", "squad"})
@@ -71,7 +72,7 @@ def encode(
     then layer ``i`` runs every inner group of group ``int(i / num_hidden_layers * groups)``."""
     groups, inner = group_layout(get)
     hidden_size = get(f"{TRANSFORMER}/group_0/inner_group_0/{_QUERY}").shape[0]
-    x = embed(get, inputs)
+    x = embed(get, inputs, layer_norm_epsilon(config))
     if x.shape[-1] != hidden_size:
         x = dense_from(get, "bert/encoder/embedding_hidden_mapping_in", x)
 

@@ -16,6 +16,7 @@ import numpy as np
 from tf2hf.verify.references.blocks import WORDS, embed, stack
 from tf2hf.verify.references.heads import forward_with_heads
 from tf2hf.verify.references.locate import Layout
+from tf2hf.verify.references.numerics import layer_norm_epsilon
 from tf2hf.verify.references.weights import Getter
 
 SUPPORTED_HEADS = frozenset({"pooler", "mlm", "nsp", "classifier", "squad"})
@@ -38,7 +39,7 @@ def encode(
     get: Getter, config: dict[str, Any], inputs: dict[str, np.ndarray], act
 ) -> np.ndarray:
     """Sequence output ``[B, S, H]`` of the embedding layer and all encoder layers."""
-    return stack(get, config, inputs, embed(get, inputs), lambda index, _: [f"bert/encoder/layer_{index}"], LAYER_NAMES, act)
+    return stack(get, config, inputs, embed(get, inputs, layer_norm_epsilon(config)), lambda index, _: [f"bert/encoder/layer_{index}"], LAYER_NAMES, act)
 
 
 forward = forward_with_heads(encode, "google-research/bert", SUPPORTED_HEADS, pair_head="nsp")

@@ -24,6 +24,7 @@ from tf2hf.verify.references.locate import Layout
 from tf2hf.verify.references.numerics import activation, softmax
 from tf2hf.verify.references.weights import Getter, dense_from, has_variable, param, require
 
+ATTENTION = "self_attention_layer/attention_layer"
 SUPPORTED_HEADS = frozenset({"pooler"})  # asked for by BertModel; nothing to compute (no pooler)
 
 LAYOUT = Layout(anchors=("embeddings_layer/word_embeddings_layer/embeddings",), suffix="/.ATTRIBUTES/VARIABLE_VALUE")
@@ -42,7 +43,7 @@ def _layer(get: Getter, scope: str, x: np.ndarray, bias: np.ndarray, heads: int,
     def split(t: np.ndarray) -> np.ndarray:
         return t.reshape(batch, seq, heads, size).transpose(0, 2, 1, 3)
 
-    attn = f"{scope}/self_attention_layer/attention_layer"
+    attn = f"{scope}/{ATTENTION}"
     q, k, v = (split(dense_from(get, f"{attn}/{n}_layer", x)) for n in ("query", "key", "value"))
     context = (softmax(q @ k.transpose(0, 1, 3, 2) / math.sqrt(size) + bias) @ v).transpose(0, 2, 1, 3).reshape(batch, seq, hidden)
     projector = f"{scope}/self_attention_layer/attention_projector"
@@ -70,10 +71,10 @@ def forward(get: Getter, config: dict[str, Any], inputs: dict[str, np.ndarray], 
 
 
 def forward_albert(get: Getter, config: dict[str, Any], inputs: dict[str, np.ndarray], *, gelu: str, heads: frozenset[str]) -> dict[str, np.ndarray]:
-    """bert-for-tf2's ALBERT (``shared_layer``, ``embedding_size``, ``project_position_embeddings``
-    as by default): E-wide embeddings and LayerNorm, then ``word_embeddings_projector_layer``
-    (``x @ projector + bias``), then the one ``encoders_layer/shared_layer`` run
-    ``num_hidden_layers`` times. ``sequence_output`` only."""
+    """bert-for-tf2's ALBERT (``embedding_size``, ``project_position_embeddings`` as by default):
+    E-wide embeddings and LayerNorm, then ``word_embeddings_projector_layer`` (``x @ projector +
+    bias``), then the one ``encoders_layer/shared_layer`` run ``num_hidden_layers`` times, or
+    without ``shared_layer`` each ``encoders_layer/encoder_layers/N`` once. ``sequence_output`` only."""
     check_heads(heads, SUPPORTED_HEADS, "bert-for-tf2's ALBERT")
     act = activation(gelu)
     ids = np.asarray(inputs["input_ids"])
@@ -85,6 +86,7 @@ def forward_albert(get: Getter, config: dict[str, Any], inputs: dict[str, np.nda
     x = x @ param(get, f"{projector}/projector") + param(get, f"{projector}/bias")
     bias = ((1.0 - np.asarray(inputs["input_mask"], dtype=np.float64)) * -10000.0)[:, None, None, :]
     heads_n = int(require(config, "num_attention_heads"))
-    for _ in range(int(require(config, "num_hidden_layers"))):
-        x = _layer(get, "encoders_layer/shared_layer", x, bias, heads_n, act)
+    shared = has_variable(get, f"encoders_layer/shared_layer/{ATTENTION}/query_layer/kernel")
+    for index in range(int(require(config, "num_hidden_layers"))):
+        x = _layer(get, "encoders_layer/shared_layer" if shared else f"encoders_layer/encoder_layers/{index}", x, bias, heads_n, act)
     return {"sequence_output": x}

@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from tf2hf.verify.references.numerics import f64, softmax
+from tf2hf.verify.references.numerics import f64, layer_norm_epsilon, softmax
 from tf2hf.verify.references.weights import Getter, dense_from, layer_norm_from, param, param_rows, require
 
 Activation = Callable[[np.ndarray], np.ndarray]
@@ -51,8 +51,9 @@ def add_position_and_type(
     return x + types[np.asarray(token_type_ids)] + positions[None, :seq, :]
 
 
-def embed(get: Getter, inputs: Mapping[str, np.ndarray], *, projection: str | None = None) -> np.ndarray:
-    """``bert/embeddings``' output: looked-up words plus type and position, layer-normed.
+def embed(get: Getter, inputs: Mapping[str, np.ndarray], eps: float, *, projection: str | None = None) -> np.ndarray:
+    """``bert/embeddings``' output: looked-up words plus type and position, layer-normed (with
+    the variance epsilon ``eps``).
 
     ``projection`` names a ``[E, H]`` matrix the looked-up words are multiplied by before
     anything is added (brightmart's factorised embeddings).
@@ -61,7 +62,7 @@ def embed(get: Getter, inputs: Mapping[str, np.ndarray], *, projection: str | No
     if projection is not None:
         words = words @ param(get, projection)
     summed = add_position_and_type(get, words, inputs["token_type_ids"])
-    return layer_norm_from(get, f"{EMBEDDINGS}/LayerNorm", summed)
+    return layer_norm_from(get, f"{EMBEDDINGS}/LayerNorm", summed, eps)
 
 
 # --- attention and the transformer block ---------------------------------------------------
@@ -111,8 +112,10 @@ def post_ln_block(
     bias: np.ndarray,
     num_heads: int,
     act: Activation,
+    eps: float,
 ) -> np.ndarray:
-    """One post-LN transformer block: attention, residual + LN, FFN, residual + LN.
+    """One post-LN transformer block: attention, residual + LN, FFN, residual + LN (variance
+    epsilon ``eps``).
 
     BERT, brightmart and Google ALBERT compute the same block under different variable
     names; ``names`` maps the roles ``self``, ``attention_output``, ``attention_norm``,
@@ -120,10 +123,10 @@ def post_ln_block(
     """
     context = self_attention(get, f"{scope}/{names['self']}", x, bias, num_heads)
     attended = dense_from(get, f"{scope}/{names['attention_output']}", context)
-    attended = layer_norm_from(get, f"{scope}/{names['attention_norm']}", attended + x)
+    attended = layer_norm_from(get, f"{scope}/{names['attention_norm']}", attended + x, eps)
     hidden = act(dense_from(get, f"{scope}/{names['intermediate']}", attended))
     out = dense_from(get, f"{scope}/{names['output']}", hidden)
-    return layer_norm_from(get, f"{scope}/{names['output_norm']}", out + attended)
+    return layer_norm_from(get, f"{scope}/{names['output_norm']}", out + attended, eps)
 
 
 def stack(
@@ -136,7 +139,8 @@ def stack(
     act: Activation,
 ) -> np.ndarray:
     """``x`` through the encoder: for each of the config's ``num_hidden_layers`` layers ``i``,
-    the post-LN blocks at the scopes ``blocks(i, num_layers)``, in order.
+    the post-LN blocks at the scopes ``blocks(i, num_layers)``, in order, with the config's
+    LayerNorm epsilon.
 
     The layer and head counts are the config's: nothing in a TF1 checkpoint records the head
     count, and shared-weight layouts (ALBERT, brightmart) do not record the layer count.
@@ -144,7 +148,8 @@ def stack(
     num_layers = int(require(config, "num_hidden_layers"))
     num_heads = int(require(config, "num_attention_heads"))
     bias = attention_bias(inputs["input_mask"])
+    eps = layer_norm_epsilon(config)
     for index in range(num_layers):
         for scope in blocks(index, num_layers):
-            x = post_ln_block(get, scope, names, x, bias, num_heads, act)
+            x = post_ln_block(get, scope, names, x, bias, num_heads, act, eps)
     return x

@@ -23,6 +23,7 @@ from tf2hf.verify.references.bert import LAYER_NAMES
 from tf2hf.verify.references.blocks import WORDS, embed, stack
 from tf2hf.verify.references.heads import decode, forward_with_heads, mlm_transform
 from tf2hf.verify.references.locate import Layout
+from tf2hf.verify.references.numerics import layer_norm_epsilon
 from tf2hf.verify.references.weights import Getter, param
 
 SUPPORTED_HEADS = frozenset({"pooler", "mlm", "nsp", "classifier", "squad"})
@@ -47,15 +48,15 @@ def encode(
     get: Getter, config: dict[str, Any], inputs: dict[str, np.ndarray], act
 ) -> np.ndarray:
     """Sequence output ``[B, S, H]``: the shared block applied ``num_hidden_layers`` times."""
-    x = embed(get, inputs, projection=PROJECTION)
+    x = embed(get, inputs, layer_norm_epsilon(config), projection=PROJECTION)
     return stack(get, config, inputs, x, lambda index, _: [SHARED_LAYER], LAYER_NAMES, act)
 
 
 def mlm_logits(
-    get: Getter, sequence_output: np.ndarray, positions: np.ndarray, act
+    get: Getter, sequence_output: np.ndarray, positions: np.ndarray, act, eps: float
 ) -> np.ndarray:
     """MLM logits ``[B*K, V]`` = ``x · (W_word · W_2)ᵀ + output_bias``."""
-    hidden = mlm_transform(get, sequence_output, positions, act)
+    hidden = mlm_transform(get, sequence_output, positions, act, eps)
     return decode(get, hidden @ param(get, PROJECTION).T)
 
 

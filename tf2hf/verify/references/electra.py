@@ -28,7 +28,7 @@ from tf2hf.verify.references.bert import LAYER_NAMES
 from tf2hf.verify.references.blocks import add_position_and_type, stack
 from tf2hf.verify.references.heads import gather_positions
 from tf2hf.verify.references.locate import Layout
-from tf2hf.verify.references.numerics import activation
+from tf2hf.verify.references.numerics import activation, layer_norm_epsilon
 from tf2hf.verify.references.weights import Getter, dense_from, has_variable, layer_norm_from, param
 
 DISCRIMINATOR_HEADS = frozenset({"discriminator", "tagger"})
@@ -45,17 +45,17 @@ def _check(heads: frozenset[str], supported: frozenset[str], tower: str) -> None
         raise ValueError(f"the ELECTRA {tower} has no {sorted(unknown)} head; its heads are {sorted(supported)}")
 
 
-def embed(get: Getter, scope: str, inputs: dict[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+def embed(get: Getter, scope: str, inputs: dict[str, np.ndarray], eps: float) -> tuple[np.ndarray, np.ndarray]:
     """Embedding output ``[B, S, E]`` and the word table ``[V, E]`` of ``scope``."""
     words = param(get, f"{scope}/word_embeddings")
     summed = add_position_and_type(get, words[np.asarray(inputs["input_ids"])], inputs["token_type_ids"], scope)
-    return layer_norm_from(get, f"{scope}/LayerNorm", summed), words
+    return layer_norm_from(get, f"{scope}/LayerNorm", summed, eps), words
 
 
 def tower(get: Getter, config: dict[str, Any], inputs: dict[str, np.ndarray], scope: str, embeddings: str, act) -> tuple[np.ndarray, np.ndarray]:
     """Sequence output ``[B, S, H]`` of one tower, and the embedding table it read."""
     hidden = get(f"{scope}/encoder/layer_0/attention/self/query/kernel").shape[0]
-    x, words = embed(get, embeddings, inputs)
+    x, words = embed(get, embeddings, inputs, layer_norm_epsilon(config))
     if x.shape[-1] != hidden:
         x = dense_from(get, f"{scope}/embeddings_project", x)
     return stack(get, config, inputs, x, lambda index, _: [f"{scope}/encoder/layer_{index}"], LAYER_NAMES, act), words
@@ -86,6 +86,7 @@ def forward_generator(get: Getter, config: dict[str, Any], inputs: dict[str, np.
     out = {"sequence_output": sequence_output}
     if "mlm" in heads:
         gathered = gather_positions(sequence_output, inputs["positions"])
-        hidden = layer_norm_from(get, "generator_predictions/LayerNorm", act(dense_from(get, "generator_predictions/dense", gathered)))
+        transformed = act(dense_from(get, "generator_predictions/dense", gathered))
+        hidden = layer_norm_from(get, "generator_predictions/LayerNorm", transformed, layer_norm_epsilon(config))
         out["mlm_logits"] = hidden @ words.T + param(get, "generator_predictions/output_bias")
     return out

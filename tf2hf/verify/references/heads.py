@@ -8,11 +8,11 @@ from collections.abc import Callable, Iterable
 import numpy as np
 
 from tf2hf.verify.references.blocks import WORDS, Activation
-from tf2hf.verify.references.numerics import activation
+from tf2hf.verify.references.numerics import activation, layer_norm_epsilon
 from tf2hf.verify.references.weights import Getter, dense_from, layer_norm_from, param, times_table_t
 
 #: Head names a caller may request (not every family has every head).
-ALL_HEADS = frozenset({"pooler", "mlm", "nsp", "sop", "classifier", "squad"})
+ALL_HEADS = frozenset({"pooler", "mlm", "nsp", "sop", "classifier", "squad", "choice", "beside"})
 
 
 def check_heads(heads: Iterable[str], supported: frozenset[str], family: str) -> None:
@@ -44,23 +44,24 @@ def gather_positions(sequence_output: np.ndarray, positions: np.ndarray) -> np.n
 
 
 def mlm_transform(
-    get: Getter, sequence_output: np.ndarray, positions: np.ndarray, act: Activation
+    get: Getter, sequence_output: np.ndarray, positions: np.ndarray, act: Activation, eps: float
 ) -> np.ndarray:
-    """``cls/predictions/transform``: gather, dense with the model's activation, layer norm.
+    """``cls/predictions/transform``: gather, dense with the model's activation, layer norm
+    (variance epsilon ``eps``).
 
     All three upstream ``get_masked_lm_output`` functions use ``hidden_act`` here.
     """
     gathered = gather_positions(sequence_output, positions)
     hidden = act(dense_from(get, "cls/predictions/transform/dense", gathered))
-    return layer_norm_from(get, "cls/predictions/transform/LayerNorm", hidden)
+    return layer_norm_from(get, "cls/predictions/transform/LayerNorm", hidden, eps)
 
 
 def mlm_logits(
-    get: Getter, sequence_output: np.ndarray, positions: np.ndarray, act: Activation
+    get: Getter, sequence_output: np.ndarray, positions: np.ndarray, act: Activation, eps: float
 ) -> np.ndarray:
     """BERT's (and Google ALBERT's) MLM logits ``[B*K, V]`` at ``positions``, decoding with the
     word embeddings (ALBERT's transform maps H -> E, to the ``[V, E]`` table's width)."""
-    hidden = mlm_transform(get, sequence_output, positions, act)
+    hidden = mlm_transform(get, sequence_output, positions, act, eps)
     return decode(get, hidden)
 
 
@@ -116,7 +117,7 @@ def common_heads(
     return out
 
 
-MlmLogits = Callable[[Getter, np.ndarray, np.ndarray, Activation], np.ndarray]
+MlmLogits = Callable[[Getter, np.ndarray, np.ndarray, Activation, float], np.ndarray]
 Encoder = Callable[[Getter, dict, dict, Activation], np.ndarray]
 
 
@@ -143,7 +144,7 @@ def forward_with_heads(
         out = {"sequence_output": sequence_output}
         out.update(common_heads(get, sequence_output, heads, pair_head=pair_head))
         if "mlm" in heads:
-            out["mlm_logits"] = mlm(get, sequence_output, inputs["positions"], act)
+            out["mlm_logits"] = mlm(get, sequence_output, inputs["positions"], act, layer_norm_epsilon(config))
         return out
 
     forward.__doc__ = f"Run the {family} graph on ``inputs``; see :mod:`tf2hf.verify.references`."

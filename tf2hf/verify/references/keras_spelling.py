@@ -11,6 +11,7 @@ of. Nothing here comes from the converter's renames.
 from __future__ import annotations
 
 import math
+import re
 
 import numpy as np
 
@@ -49,6 +50,16 @@ class Spelling:
     def __call__(self, pair: Pair, leaf: str = "") -> np.ndarray:
         path = (pair[0] if self._h5 else pair[1]) + (f"/{leaf}" if leaf else "")
         return f64(self._get(f"{path}:0" if self._h5 else f"{path}{CKPT_SUFFIX}"))
+
+    def beside(self, x: np.ndarray) -> np.ndarray:
+        """The Dense after the model in the user's functional Keras model, applied to ``x``: that
+        model's next layer with weights (root ``…layer_with_weights-K/`` → ``layer_with_weights-K+1``),
+        an object beside the root; only a Keras checkpoint of such a model has one."""
+        found = re.search(r"layer_with_weights-(\d+)/$", getattr(self._get, "root", ""))
+        if self._h5 or found is None or not hasattr(self._get, "beside"):
+            raise KeyError("a Dense layer beside the model (the model is no layer of a Keras model here)")
+        scope = f"layer_with_weights-{int(found.group(1)) + 1}"
+        return x @ f64(self._get.beside(f"{scope}/kernel{CKPT_SUFFIX}")) + f64(self._get.beside(f"{scope}/bias{CKPT_SUFFIX}"))
 
     def dense(self, pair: Pair, x: np.ndarray) -> np.ndarray:
         """A Keras Dense: ``x @ kernel + bias``, the kernel ``[in, out]``."""
@@ -100,14 +111,22 @@ def bert_layer(w: Spelling, scope: str, i: int, x: np.ndarray, bias: np.ndarray,
     return w.norm(_sub(scope, i, "output_norm"), w.dense(_sub(scope, i, "output"), inner) + x, eps)
 
 
+def flat(array) -> np.ndarray:
+    """``[batch, choices, seq]`` (the multiple-choice classes' inputs) as ``[batch * choices,
+    seq]``, the order in which TF reshapes them; ``[batch, seq]`` as it is."""
+    array = np.asarray(array)
+    return array.reshape(-1, array.shape[-1])
+
+
 def start(get: Getter, anchor: Pair, config: dict, inputs: dict, names: dict[str, Pair]) -> tuple[Spelling, np.ndarray, np.ndarray, float]:
     """The weights' spelling, the embeddings (word + position + token type, then LayerNorm with
-    the config's ``layer_norm_eps``), the attention bias of the input mask, and the epsilon."""
+    the config's ``layer_norm_eps``), the attention bias of the input mask, and the epsilon.
+    Inputs with a choices axis are run as ``[batch * choices, seq]``."""
     w = Spelling(get, anchor)
     eps = float(config.get("layer_norm_eps", 1e-12))
-    ids = np.asarray(inputs["input_ids"])
-    x = w(names["word"])[ids] + w(names["position"])[None, : ids.shape[1]] + w(names["type"])[np.asarray(inputs["token_type_ids"])]
-    return w, w.norm(names["emb_norm"], x, eps), mask_bias(inputs["input_mask"]), eps
+    ids = flat(inputs["input_ids"])
+    x = w(names["word"])[ids] + w(names["position"])[None, : ids.shape[1]] + w(names["type"])[flat(inputs["token_type_ids"])]
+    return w, w.norm(names["emb_norm"], x, eps), mask_bias(flat(inputs["input_mask"])), eps
 
 
 def mask_bias(input_mask: np.ndarray) -> np.ndarray:
@@ -130,9 +149,14 @@ def base_outputs(w: Spelling, x: np.ndarray, heads: frozenset[str], names: dict[
     return out, pooled
 
 
-def task_outputs(w: Spelling, x: np.ndarray, pooled: np.ndarray | None, heads: frozenset[str], classifier: Pair, qa: Pair) -> dict[str, np.ndarray]:
-    """The classifier (on the pooled output, and on every token) and the span head."""
+def task_outputs(w: Spelling, x: np.ndarray, pooled: np.ndarray | None, heads: frozenset[str], classifier: Pair, qa: Pair,
+                 lead: tuple[int, ...] = ()) -> dict[str, np.ndarray]:
+    """The classifier (on the pooled output, and on every token), the span head, and the
+    multiple-choice head: the one-wide ``classifier`` on the pooled output of every choice,
+    reshaped to ``lead`` (the inputs' ``[batch, choices]``) as TF reshapes its logits."""
     out: dict[str, np.ndarray] = {}
+    if "choice" in heads and pooled is not None:
+        out["choice_logits"] = w.dense(classifier, pooled).reshape(lead or (-1,))
     if "classifier" in heads:
         out["token_logits"] = w.dense(classifier, x)
         if pooled is not None:

@@ -8,13 +8,14 @@ does not appear). Nothing here reads a variable: see :mod:`.weights` for that.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import numpy as np
 
 #: ``tf.contrib.layers.layer_norm`` (used by all three upstream codebases) hard-codes this
-#: variance epsilon; it is not read from any config.
+#: variance epsilon. A graph built otherwise shows its own (docs/GRAPH.md); the conversion then
+#: writes it as ``layer_norm_eps``, which :func:`layer_norm_epsilon` reads.
 LAYER_NORM_EPSILON = 1e-12
 
 _SQRT_2_OVER_PI = math.sqrt(2.0 / math.pi)
@@ -144,12 +145,19 @@ def dense(x: np.ndarray, kernel: np.ndarray, bias: np.ndarray | None = None) -> 
     return out if bias is None else out + bias
 
 
-def layer_norm(x: np.ndarray, gamma: np.ndarray, beta: np.ndarray) -> np.ndarray:
+def layer_norm_epsilon(config: Mapping[str, Any]) -> float:
+    """The variance epsilon the graph computed with: the config's ``layer_norm_eps`` — during a
+    conversion, the one written to config.json, which is the training graph's when it shows one
+    (the reference is given the written config over the TF one) — else upstream's constant."""
+    return float(config.get("layer_norm_eps", LAYER_NORM_EPSILON))
+
+
+def layer_norm(x: np.ndarray, gamma: np.ndarray, beta: np.ndarray, eps: float = LAYER_NORM_EPSILON) -> np.ndarray:
     """Layer norm over the last axis as ``tf.contrib.layers.layer_norm`` computes it.
 
-    The variance is the biased (population) one and the epsilon is 1e-12, added to the
-    variance inside the square root.
+    The variance is the biased (population) one; ``eps`` (contrib's 1e-12 unless the graph
+    used another) is added to the variance inside the square root.
     """
     mean = np.mean(x, axis=-1, keepdims=True)
     variance = np.mean(np.square(x - mean), axis=-1, keepdims=True)
-    return (x - mean) / np.sqrt(variance + LAYER_NORM_EPSILON) * gamma + beta
+    return (x - mean) / np.sqrt(variance + eps) * gamma + beta

@@ -6,7 +6,7 @@ the ``model/`` or ``encoder/`` root (:data:`LAYOUT` finds both): ``layer_with_we
 
 The attention is computed on the 3-D kernels directly, head axis and all, as the einsum layers
 do (``BSH,HND->BSND``, then ``BFND,NDH->BFH`` for the output projection), so this graph is
-independent of the reshapes the converter applies. Keras LayerNormalization with epsilon 1e-12,
+independent of the reshapes the converter applies. Keras LayerNormalization with the config's epsilon (1e-12),
 the masked softmax's -10000 for padded keys, the activation named by ``gelu`` (tensorflow/models
 computes the tanh form), and the pooler ``tanh(dense(first token))``.
 
@@ -28,7 +28,7 @@ import numpy as np
 
 from tf2hf.verify.references.blocks import attention_bias
 from tf2hf.verify.references.locate import Layout
-from tf2hf.verify.references.numerics import activation, softmax
+from tf2hf.verify.references.numerics import activation, layer_norm_epsilon, softmax
 from tf2hf.verify.references.weights import Getter, dense_from, layer_norm_from, param, require
 
 SUPPORTED_HEADS = frozenset({"pooler", "squad", "classifier"})
@@ -51,7 +51,7 @@ def _per_head(get: Getter, scope: str, x: np.ndarray) -> np.ndarray:
     return np.einsum("bsh,hnd->bsnd", x, param(get, f"{scope}/kernel")) + param(get, f"{scope}/bias")
 
 
-def encoder_layer(get: Getter, layer: str, x: np.ndarray, bias: np.ndarray, act) -> np.ndarray:
+def encoder_layer(get: Getter, layer: str, x: np.ndarray, bias: np.ndarray, act, eps: float) -> np.ndarray:
     attention = f"{layer}/_attention_layer"
     q = _per_head(get, f"{attention}/_query_dense", x)
     k = _per_head(get, f"{attention}/_key_dense", x)
@@ -60,9 +60,9 @@ def encoder_layer(get: Getter, layer: str, x: np.ndarray, bias: np.ndarray, act)
     context = np.einsum("bnft,btnd->bfnd", softmax(scores + bias), v)
     out_scope = _attention_output_scope(get, layer)
     attended = np.einsum("bfnd,ndh->bfh", context, param(get, f"{out_scope}/kernel")) + param(get, f"{out_scope}/bias")
-    x = layer_norm_from(get, f"{layer}/_attention_layer_norm", x + attended)
+    x = layer_norm_from(get, f"{layer}/_attention_layer_norm", x + attended, eps)
     out = dense_from(get, f"{layer}/_output_dense", act(dense_from(get, f"{layer}/_intermediate_dense", x)))
-    return layer_norm_from(get, f"{layer}/_output_layer_norm", out + x)
+    return layer_norm_from(get, f"{layer}/_output_layer_norm", out + x, eps)
 
 
 def _dense_beside(get: Getter) -> tuple[np.ndarray, np.ndarray]:
@@ -89,10 +89,11 @@ def forward(get: Getter, config: dict[str, Any], inputs: dict[str, np.ndarray], 
         raise ValueError(f"sequence length {seq} exceeds the {positions.shape[0]} position embeddings")
     x = param(get, "layer_with_weights-0/embeddings")[ids] + positions[None, :seq, :]
     x = x + param(get, "layer_with_weights-2/embeddings")[np.asarray(inputs["token_type_ids"])]
-    x = layer_norm_from(get, "layer_with_weights-3", x)
+    eps = layer_norm_epsilon(config)
+    x = layer_norm_from(get, "layer_with_weights-3", x, eps)
     bias = attention_bias(inputs["input_mask"])
     for index in range(num_layers):
-        x = encoder_layer(get, f"layer_with_weights-{index + 4}", x, bias, act)
+        x = encoder_layer(get, f"layer_with_weights-{index + 4}", x, bias, act, eps)
     out = {"sequence_output": x}
     if heads & {"pooler", "classifier"}:
         pooler = f"layer_with_weights-{num_layers + 4}"

@@ -7,7 +7,8 @@ scores, ``attention/dense`` + ``attention/LayerNorm``, ``ffn`` with the activati
 + ``full_layer_layer_norm``); the pooler ``tanh(dense(first token))``; the MLM head (dense,
 activation, LayerNorm, word embeddings transposed plus ``predictions/decoder/bias`` — the bias
 TF adds; ``predictions/bias`` is never read here); ``sop_classifier/classifier`` on the pooled
-output; ``classifier`` (pooled, or per token) and ``qa_outputs``.
+output; ``classifier`` (pooled, or per token; one-wide per choice) and ``qa_outputs``; the user's
+Dense beside the model in a Keras checkpoint of their own model (``beside``).
 
 Variables are found by both of their TF names — the h5 variable name and the Keras checkpoint
 object path (where ``decoder/bias`` is spelled ``decoder.Sbias``) — under the root in front of
@@ -26,7 +27,7 @@ from tf2hf.verify.references.locate import Layout
 from tf2hf.verify.references.numerics import activation
 from tf2hf.verify.references.weights import Getter, require
 
-SUPPORTED_HEADS = frozenset({"pooler", "mlm", "sop", "classifier", "squad"})
+SUPPORTED_HEADS = frozenset({"pooler", "mlm", "sop", "classifier", "squad", "choice", "beside"})
 
 ANCHOR = ("albert/encoder/albert_layer_groups_._0/albert_layers_._0/attention/query/kernel",
           "albert/encoder/albert_layer_groups/0/albert_layers/0/attention/query/kernel")
@@ -74,5 +75,7 @@ def forward(get: Getter, config: dict[str, Any], inputs: dict[str, np.ndarray], 
     out, pooled = base_outputs(w, x, heads, _NAMES, act, eps)
     if "sop" in heads and pooled is not None:
         out["sop_logits"] = w.dense(_NAMES["sop"], pooled)
-    out.update(task_outputs(w, x, pooled, heads, _NAMES["classifier"], _NAMES["qa"]))
+    out.update(task_outputs(w, x, pooled, heads, _NAMES["classifier"], _NAMES["qa"], np.shape(inputs["input_ids"])[:-1]))
+    if "beside" in heads and pooled is not None:  # the user's Dense on the pooled output
+        out["classifier_logits"] = w.beside(pooled)
     return out

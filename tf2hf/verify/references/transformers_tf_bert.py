@@ -27,7 +27,7 @@ from tf2hf.verify.references.locate import Layout
 from tf2hf.verify.references.numerics import activation
 from tf2hf.verify.references.weights import Getter, require
 
-SUPPORTED_HEADS = frozenset({"pooler", "mlm", "nsp", "classifier", "squad"})
+SUPPORTED_HEADS = frozenset({"pooler", "mlm", "nsp", "classifier", "squad", "choice", "beside"})
 
 ANCHOR = ("bert/encoder/layer_._0/attention/self/query/kernel", "bert/encoder/layer/0/attention/self_attention/query/kernel")
 LAYOUT = Layout(anchors=(f"{ANCHOR[0]}:0", f"{ANCHOR[1]}{CKPT_SUFFIX}"))
@@ -45,8 +45,9 @@ _NAMES = {
 }
 def forward(get: Getter, config: dict[str, Any], inputs: dict[str, np.ndarray], *, gelu: str, heads: frozenset[str]) -> dict[str, np.ndarray]:
     """``sequence_output``, and per head asked for: ``pooled_output``, ``mlm_logits`` (every
-    position), ``nsp_logits``, ``classifier_logits`` (pooled) and ``token_logits``, or
-    ``start_logits``/``end_logits``."""
+    position), ``nsp_logits``, ``classifier_logits`` (pooled) and ``token_logits``,
+    ``start_logits``/``end_logits``, ``choice_logits`` (``[batch, choices]`` for inputs
+    ``[batch, choices, seq]``), or ``classifier_logits`` of the user's Dense beside the model."""
     check_heads(heads, SUPPORTED_HEADS, "transformers' TF BERT")
     w, x, bias, eps = start(get, ANCHOR, config, inputs, _NAMES)
     act = activation(gelu)
@@ -55,5 +56,7 @@ def forward(get: Getter, config: dict[str, Any], inputs: dict[str, np.ndarray], 
     out, pooled = base_outputs(w, x, heads, _NAMES, act, eps)
     if "nsp" in heads and pooled is not None:
         out["nsp_logits"] = w.dense(_NAMES["nsp"], pooled)
-    out.update(task_outputs(w, x, pooled, heads, _NAMES["classifier"], _NAMES["qa"]))
+    out.update(task_outputs(w, x, pooled, heads, _NAMES["classifier"], _NAMES["qa"], np.shape(inputs["input_ids"])[:-1]))
+    if "beside" in heads and pooled is not None:  # the user's Dense on the pooled output
+        out["classifier_logits"] = w.beside(pooled)
     return out

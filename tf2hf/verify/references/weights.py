@@ -64,9 +64,11 @@ def dense_from(get: Getter, scope: str, x: np.ndarray) -> np.ndarray:
     return dense(x, param(get, f"{scope}/kernel"), param(get, f"{scope}/bias"))
 
 
-def layer_norm_from(get: Getter, scope: str, x: np.ndarray) -> np.ndarray:
-    """Apply the layer norm whose variables are ``{scope}/gamma`` and ``{scope}/beta``."""
-    return layer_norm(x, param(get, f"{scope}/gamma"), param(get, f"{scope}/beta"))
+def layer_norm_from(get: Getter, scope: str, x: np.ndarray, eps: float) -> np.ndarray:
+    """Apply the layer norm whose variables are ``{scope}/gamma`` and ``{scope}/beta``, with the
+    variance epsilon ``eps`` (:func:`.numerics.layer_norm_epsilon`: no default, so no graph
+    silently computes with another one than the conversion settled on)."""
+    return layer_norm(x, param(get, f"{scope}/gamma"), param(get, f"{scope}/beta"), eps)
 
 
 def require(config: Mapping[str, Any], key: str) -> Any:
