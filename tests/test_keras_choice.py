@@ -142,3 +142,14 @@ def test_verification_runs_the_written_class_on_choices_and_catches_a_wrong_head
     with pytest.raises(VerificationError, match="in choice_logits"):
         convert("auto", tf=fixture(name), out=tmp_path / "broken")
     assert not (tmp_path / "broken").exists()
+
+
+def test_a_summary_the_reference_does_not_compute_is_one_line_naming_no_verify(tmp_path):
+    from tf2hf.errors import VerificationError
+
+    folder = _with_config(tmp_path, "keras_electra_choice", summary_type="mean")
+    with pytest.raises(VerificationError) as caught:
+        convert("auto", tf=folder, out=tmp_path / "out")
+    message = str(caught.value)
+    assert "\n" not in message and "summary_type='mean'" in message and "verify=False" in message
+    assert not (tmp_path / "out").exists()

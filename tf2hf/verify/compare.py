@@ -25,6 +25,7 @@ import numpy as np
 from tf2hf.errors import VerificationError
 from tf2hf.offline import work_offline
 from tf2hf.verify.references import layout_of
+from tf2hf.verify.references.heads import NotModelled
 from tf2hf.verify.references.locate import Ambiguous, Layout, Missing, locate
 
 Reader = Callable[[str], np.ndarray]
@@ -168,6 +169,8 @@ def reference_outputs(
     except (Missing, Ambiguous) as exc:
         detail = f"no {exc.args[0]}" if isinstance(exc, Missing) else exc.args[0]
         raise VerificationError(f"{source}: the reference graph cannot find its variables in the checkpoint ({detail}); convert with --no-verify") from None
+    except NotModelled as exc:
+        raise VerificationError(f"{source}: {exc.args[0]} (the config asks for it); convert with --no-verify") from None
 
 
 def _quiet_transformers():

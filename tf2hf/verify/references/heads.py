@@ -15,6 +15,11 @@ from tf2hf.verify.references.weights import Getter, dense_from, layer_norm_from,
 ALL_HEADS = frozenset({"pooler", "mlm", "nsp", "sop", "classifier", "squad", "choice", "beside"})
 
 
+class NotModelled(ValueError):
+    """A setting of the config (not of the table) that the reference does not compute, e.g.
+    an ELECTRA sequence summary other than the first token's: verification cannot run."""
+
+
 def check_heads(heads: Iterable[str], supported: frozenset[str], family: str) -> None:
     """Reject head names that are unknown or that this family's graph does not have."""
     unknown = set(heads) - ALL_HEADS

@@ -23,6 +23,7 @@ from typing import Any
 
 import numpy as np
 
+from tf2hf.verify.references.heads import NotModelled
 from tf2hf.verify.references.keras_spelling import CKPT_SUFFIX, bert_layer, embedding_names, start
 from tf2hf.verify.references.locate import Layout
 from tf2hf.verify.references.numerics import activation
@@ -60,7 +61,7 @@ def _summary(w, x: np.ndarray, config: dict[str, Any]) -> np.ndarray:
     kind, project = config.get("summary_type", "first"), config.get("summary_use_proj", True)
     name = config.get("summary_activation")
     if kind != "first" or not project or (name and name not in _TF_ACTIVATION and name != "tanh"):
-        raise ValueError(f"no reference for sequence_summary with summary_type={kind!r}, summary_use_proj={project!r}, summary_activation={name!r}")
+        raise NotModelled(f"no reference for sequence_summary with summary_type={kind!r}, summary_use_proj={project!r}, summary_activation={name!r}")
     out = w.dense(_NAMES["summary"], x[:, 0])
     if name == "tanh":
         return np.tanh(out)
