@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from dataclasses import dataclass
 from math import prod
 from pathlib import Path
+from typing import Callable, Iterable
 
 import pytest
 
@@ -58,3 +60,16 @@ class Var:
     @property
     def size(self) -> int:
         return 4 * prod(self.shape)
+
+
+def edit_rules(family, edit: Callable[[list], None], parts: Iterable[str] | None = None):
+    """A copy of ``family`` whose rules went through ``edit`` (in place on a list), in every
+    part or only in ``parts``: a table broken on purpose, to show verification catches it."""
+    only = None if parts is None else set(parts)
+    changed = []
+    for part in family.parts:
+        rules = list(part.rules)
+        if only is None or part.name in only:
+            edit(rules)
+        changed.append(dataclasses.replace(part, rules=tuple(rules)))
+    return dataclasses.replace(family, parts=tuple(changed))

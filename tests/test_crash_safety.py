@@ -30,8 +30,8 @@ from typer.testing import CliRunner
 
 import tf2hf.api
 import tf2hf.output.staging
-from support import ROOT, fixture
-from test_honest_verification import _edit_rules, copy_instead_of_transpose
+from support import ROOT, edit_rules, fixture
+from test_honest_verification import copy_instead_of_transpose
 from tf2hf import convert
 from tf2hf.tfckpt import open_checkpoint
 from tf2hf.cli import app
@@ -207,7 +207,7 @@ def test_sigkill_without_a_previous_version_leaves_no_destination(big, tmp_path)
 def test_force_keeps_the_previous_version_when_verification_fails(tmp_path, monkeypatch):
     dest = tmp_path / "out"
     before = previous_version(dest)
-    broken = _edit_rules(families()["bert"], copy_instead_of_transpose("attention.self.query.weight"))
+    broken = edit_rules(families()["bert"], copy_instead_of_transpose("attention.self.query.weight"))
     monkeypatch.setattr(tf2hf.api, "select", lambda *args, **kwargs: broken)
     with pytest.raises(VerificationError):
         convert("bert", tf=fixture("bert_pretrain"), out=dest, gelu="tanh", force=True)

@@ -17,7 +17,7 @@ from typing import Callable
 import pytest
 
 import tf2hf.api
-from support import fixture
+from support import edit_rules, fixture
 from tf2hf import convert
 from tf2hf.tfckpt import open_checkpoint
 from tf2hf.errors import VerificationError
@@ -27,16 +27,6 @@ from tf2hf.sources import load_config
 from tf2hf.engine.table import Family, Rule
 
 LAYER0 = "bert/encoder/layer_0"
-
-
-def _edit_rules(family: Family, edit: Callable[[list[Rule]], None]) -> Family:
-    """A copy of ``family`` whose rules (all parts) went through ``edit``, in place on a list."""
-    parts = []
-    for part in family.parts:
-        rules = list(part.rules)
-        edit(rules)
-        parts.append(dataclasses.replace(part, rules=tuple(rules)))
-    return dataclasses.replace(family, parts=tuple(parts))
 
 
 def _find(rules: list[Rule], target_suffix: str) -> int | None:
@@ -110,7 +100,7 @@ def _with_family(monkeypatch, family: Family) -> None:
 @pytest.mark.parametrize(("family_name", "name", "edit"), CASES, ids=[f"{f}: {n}" for f, n, _ in CASES])
 def test_a_broken_rule_fails_verification(family_name, name, edit, tmp_path, monkeypatch):
     src = fixture(FIXTURE[family_name])
-    broken = _edit_rules(families()[family_name], edit)
+    broken = edit_rules(families()[family_name], edit)
     assert broken != families()[family_name]
 
     # The plan's shape checks accept the broken table ...

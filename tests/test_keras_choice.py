@@ -12,7 +12,7 @@ import shutil
 import numpy as np
 import pytest
 
-from support import fixture
+from support import edit_rules, fixture
 from tf2hf import convert
 from tf2hf.errors import Tf2hfError
 from tf2hf.tfckpt import open_checkpoint
@@ -131,12 +131,11 @@ def test_verification_runs_the_written_class_on_choices_and_catches_a_wrong_head
     # The head's bias written as zeros instead of copied: every shape fits, the scores do not.
     with open_checkpoint(fixture(name)) as ckpt:
         family = select("auto", ckpt.variables, None, str(ckpt.prefix))
-    parts = []
-    for part in family.parts:
-        rules = tuple(dataclasses.replace(r, op="zeros", sources=()) if part.name == "choice" and r.target.endswith("classifier.bias") else r
-                      for r in part.rules)
-        parts.append(dataclasses.replace(part, rules=rules))
-    broken = dataclasses.replace(family, parts=tuple(parts))
+
+    def zero_bias(rules):
+        rules[:] = [dataclasses.replace(r, op="zeros", sources=()) if r.target.endswith("classifier.bias") else r for r in rules]
+
+    broken = edit_rules(family, zero_bias, parts=["choice"])
     assert broken != family
     monkeypatch.setattr(tf2hf.api, "select", lambda *args, **kwargs: broken)
     with pytest.raises(VerificationError, match="in choice_logits"):

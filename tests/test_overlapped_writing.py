@@ -8,19 +8,18 @@
 
 from __future__ import annotations
 
-import dataclasses
-
 import numpy as np
 import pytest
 
 import tf2hf.api
-from support import fixture
+from support import edit_rules, fixture
 from tf2hf import convert
 from tf2hf.engine.registry import families
 from tf2hf.errors import VerificationError
 from tf2hf.output import writeback
 from tf2hf.output.safetensors_stream import SafetensorsStreamWriter
 from tf2hf.verify import prewarm
+from test_honest_verification import swap_sources
 
 
 def test_the_write_out_is_started_behind_the_writing_over_consecutive_ranges(tmp_path, monkeypatch):
@@ -48,12 +47,7 @@ def test_a_wrong_model_fails_when_the_reference_is_computed_beside_the_verificat
     # run in the child process and the reference here, as in every verified CLI conversion.
     monkeypatch.setattr(prewarm, "already_warm", lambda: False)
     family = families()["bert"]
-    parts = []
-    for part in family.parts:
-        rules = [dataclasses.replace(r, target=r.target.replace(".query.", ".QK.").replace(".key.", ".query.").replace(".QK.", ".key."))
-                 for r in part.rules]
-        parts.append(dataclasses.replace(part, rules=tuple(rules)))
-    broken = dataclasses.replace(family, parts=tuple(parts))
+    broken = edit_rules(family, swap_sources("attention.self.query.weight", "attention.self.key.weight"))
     monkeypatch.setattr(tf2hf.api, "select", lambda *args, **kwargs: broken)
     with pytest.raises(VerificationError, match="differs from the TF graph"):
         convert("bert", tf=fixture("bert_pretrain"), out=tmp_path / "out", gelu="tanh")

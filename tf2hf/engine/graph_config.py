@@ -65,9 +65,15 @@ def apply_graph(config: dict, family: Family, gathered: Gathered | None) -> None
         if heads is not None:
             config["num_attention_heads"] = heads
     eps = settled.facts.epsilon
-    if eps is not None and "layer_norm_eps" in config and abs(eps - config["layer_norm_eps"]) > 1e-6 * abs(config["layer_norm_eps"]):
+    if eps is not None and "layer_norm_eps" in config and epsilon_differs(eps, config["layer_norm_eps"]):
         settled.notes.append(f"layer_norm_eps: {eps:g} from the training graph {settled.facts.path} (the family's default is {config['layer_norm_eps']:g})")
         config["layer_norm_eps"] = eps
+
+
+def epsilon_differs(graph: float, said: float) -> bool:
+    """Whether the graph's LayerNorm epsilon is another value than ``said`` (the graph keeps
+    float32's digits: 1e-12 reads back as 9.99999996e-13, which is the same value)."""
+    return abs(graph - said) > 1e-6 * abs(said)
 
 
 def settings_source(gathered: Gathered | None) -> str:

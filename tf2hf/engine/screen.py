@@ -85,8 +85,8 @@ def _rename_notes(family: Family, root: Root, original: Mapping[str, str]) -> li
 def refuse_layouts(
     family: Family, variables: Mapping[str, VariableInfo], original: Mapping[str, str], tf_config: Mapping, *, source: str, config_label: str
 ) -> list[str]:
-    """Raise for a checkpoint of another family or a layout the family refuses; return the
-    notes of config checks whose key is absent (what is assumed instead)."""
+    """Raise for a checkpoint of another family or a layout the family refuses; return what
+    is assumed for the config checks whose key is absent (the plan's ``assumptions``)."""
     names = set(original)
     absent = [sig for sig in family.signature if sig not in names]
     if absent:
@@ -100,13 +100,13 @@ def refuse_layouts(
         )
         if hits:
             raise UnsupportedModelError(f"{source}: {', '.join(fold(hits))}: {refusal.why}")
-    notes: list[str] = []
+    assumed: list[str] = []
     for check in family.config_checks:
         if check.key not in tf_config:
             if check.missing:
-                notes.append(check.missing)
+                assumed.append(check.missing)
             continue
         value = tf_config[check.key]
         if isinstance(value, (str, int, float, bool)) and value in check.refuse:
             raise UnsupportedModelError(f"{config_label}: {check.key} is {value!r}: {check.refuse[value]}")
-    return notes
+    return assumed

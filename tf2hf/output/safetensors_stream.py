@@ -39,7 +39,6 @@ class SafetensorsStreamWriter:
         encoded = json.dumps(header, separators=(",", ":")).encode("utf-8")
         encoded += b" " * (-len(encoded) % 8)
         self._file: BinaryIO = open(self.path, "wb")
-        self._written = 0  # bytes of the tensor being written
         self._writeback = Writeback(self._file)
         self._file.write(struct.pack("<Q", len(encoded)))
         self._file.write(encoded)
@@ -49,10 +48,15 @@ class SafetensorsStreamWriter:
         """Keys in the order :meth:`write` expects them."""
         return [key for key, _ in self._order]
 
-    def write(self, key: str, data: np.ndarray) -> None:
+    def _due(self, key: str) -> tuple[int, ...]:
+        """The shape of ``key``, which must be the tensor due next."""
         expected_key, shape = self._order[self._next]
         if key != expected_key:
             raise ValueError(f"tensors must be written in key order: expected {expected_key}, got {key}")
+        return shape
+
+    def write(self, key: str, data: np.ndarray) -> None:
+        shape = self._due(key)
         if tuple(data.shape) != tuple(shape) or data.nbytes != self._sizes[key]:
             raise ValueError(f"{key}: expected shape {list(shape)} ({self._sizes[key]} bytes), got {list(data.shape)} ({data.nbytes} bytes)")
         self._file.write(memoryview(np.ascontiguousarray(data)).cast("B"))
@@ -62,28 +66,16 @@ class SafetensorsStreamWriter:
     def write_chunks(self, key: str, pieces: Iterable[np.ndarray]) -> int:
         """Write the next tensor from consecutive pieces of its bytes (e.g. blocks of rows of a
         transpose), so it never has to exist whole in memory; return its size in bytes."""
+        shape = self._due(key)
+        size = self._sizes[key]
+        written = 0
         for piece in pieces:
-            self.write_piece(key, piece)
-        return self.end_tensor(key)
-
-    def write_piece(self, key: str, piece: np.ndarray) -> None:
-        """Write the next consecutive piece of the bytes of ``key``, the tensor due next."""
-        expected_key, shape = self._order[self._next]
-        if key != expected_key:
-            raise ValueError(f"tensors must be written in key order: expected {expected_key}, got {key}")
-        view = memoryview(np.ascontiguousarray(piece)).cast("B")
-        if self._written + view.nbytes > self._sizes[key]:
-            raise ValueError(f"{key}: more than the {self._sizes[key]} bytes of shape {list(shape)} were produced")
-        self._file.write(view)
-        self._written += view.nbytes
-        self._writeback.wrote()
-
-    def end_tensor(self, key: str) -> int:
-        """The pieces of ``key`` are all written; return its size in bytes."""
-        expected_key, shape = self._order[self._next]
-        if key != expected_key:
-            raise ValueError(f"tensors must be written in key order: expected {expected_key}, got {key}")
-        size, written, self._written = self._sizes[key], self._written, 0
+            view = memoryview(np.ascontiguousarray(piece)).cast("B")
+            if written + view.nbytes > size:
+                raise ValueError(f"{key}: more than the {size} bytes of shape {list(shape)} were produced")
+            self._file.write(view)
+            written += view.nbytes
+            self._writeback.wrote()
         if written != size:
             raise ValueError(f"{key}: {written} bytes were produced, but shape {list(shape)} needs {size}")
         self._next += 1

@@ -86,6 +86,7 @@ def inspect(
 
 def _graph_line(fam: Family, prefix: Path, tf_config: dict, problems: list[str]) -> str:
     """What the training graph beside the checkpoint shows, next to what the config says."""
+    from tf2hf.engine.graph_config import epsilon_differs
     from tf2hf.engine.graph_facts import read_facts
 
     try:
@@ -101,8 +102,9 @@ def _graph_line(fam: Family, prefix: Path, tf_config: dict, problems: list[str])
     if facts.heads:
         shown.append(f"{facts.heads} heads (config: num_attention_heads {tf_config.get('num_attention_heads', 'not given')})")
     said = tf_config.get("layer_norm_eps")
-    # Shown where it is news: upstream's 1e-12 with a config that says nothing is no news.
-    if facts.epsilon is not None and not (said is None and facts.epsilon == 1e-12) and facts.epsilon != said:
+    # Shown where it is news, as the conversion judges it: against the config, or upstream's
+    # 1e-12 (every family's default) when the config says nothing.
+    if facts.epsilon is not None and epsilon_differs(facts.epsilon, float(said if said is not None else 1e-12)):
         shown.append(f"LayerNorm epsilon {facts.epsilon:g} (config: layer_norm_eps {said if said is not None else 'not given'})")
     if facts.norm_order and fam.graph is not None and fam.graph.order_key:
         key = fam.graph.order_key

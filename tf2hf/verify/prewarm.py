@@ -174,12 +174,18 @@ def _as_error(error: dict[str, str]) -> Exception:
 
 def run_job(job: dict[str, Any]) -> Outcome:
     """Verify the folder ``job["folder"]`` against the checkpoint at ``job["prefix"]``, here."""
-    from tf2hf.verify.compare import judge, run_converted
+    from tf2hf.tfckpt import open_checkpoint
+    from tf2hf.verify.compare import verify
 
-    inputs = _inputs(job)
-    reference = _reference(job, inputs)
-    converted = run_converted(Path(job["folder"]), job["target_class"], job["heads"], [tuple(o) for o in job["outputs"]], inputs)
-    return _outcome(judge(reference, converted, job["dtype"], inputs))
+    with open_checkpoint(job["prefix"]) as ckpt:
+        check = verify(
+            job["reference"], job["names"], ckpt.read, Path(job["folder"]),
+            source=job["source"], tf_config=job["tf_config"], hf_config=job["hf_config"],
+            target_class=job["target_class"], heads=frozenset(job["heads"]),
+            outputs=[tuple(o) for o in job["outputs"]], vocab_size=job["vocab_size"],
+            max_positions=job["max_positions"], type_vocab_size=job["type_vocab_size"], dtype=job["dtype"],
+        )
+    return _outcome(check)
 
 
 def _inputs(job: dict[str, Any]) -> dict:
